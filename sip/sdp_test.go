@@ -2,6 +2,7 @@ package sip
 
 import (
 	"errors"
+	"reflect"
 	"net/netip"
 	"strings"
 	"testing"
@@ -64,7 +65,7 @@ func TestParseSDP(t *testing.T) {
 			}
 			got := sd.media[0]
 			got.Formats = nil
-			if got != tc.want {
+			if !reflect.DeepEqual(got, tc.want) {
 				t.Fatalf("got %+v\nwant %+v", got, tc.want)
 			}
 		})

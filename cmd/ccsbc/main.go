@@ -1,0 +1,129 @@
+// Command ccsbc is the contact-center session border controller: `ccsbc run`
+// runs the daemon, `ccsbc check` validates a configuration.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
+
+	"github.com/ccsbc/ccsbc/config"
+	"github.com/ccsbc/ccsbc/sip"
+)
+
+const usage = `usage:
+  ccsbc run   [--config FILE]   run the daemon (embedded loopback lab default without --config)
+  ccsbc check --config FILE     validate a configuration and print what each route does
+`
+
+func main() {
+	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
+}
+
+func run(args []string, stdout, stderr io.Writer) int {
+	if len(args) == 0 {
+		fmt.Fprint(stderr, usage)
+		return 2
+	}
+	switch args[0] {
+	case "run":
+		return cmdRun(args[1:], stderr)
+	case "check":
+		return cmdCheck(args[1:], stdout, stderr)
+	case "-h", "--help", "help":
+		fmt.Fprint(stdout, usage)
+		return 0
+	}
+	fmt.Fprintf(stderr, "ccsbc: unknown command %q\n%s", args[0], usage)
+	return 2
+}
+
+func loadConfig(path string) (*config.Config, error) {
+	if path == "" {
+		return config.Default()
+	}
+	return config.Load(path)
+}
+
+func cmdRun(args []string, stderr io.Writer) int {
+	fs := flag.NewFlagSet("run", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	path := fs.String("config", "", "configuration file (default: the embedded loopback lab)")
+	if err := fs.Parse(args); err != nil {
+		return 2
+	}
+	cfg, err := loadConfig(*path)
+	if err != nil {
+		fmt.Fprintf(stderr, "ccsbc: %v\n", err)
+		return 2
+	}
+	log, err := newLogger(cfg.Log.Level)
+	if err != nil {
+		fmt.Fprintf(stderr, "ccsbc: %v\n", err)
+		return 2
+	}
+	defer log.Sync() //nolint:errcheck
+	source := cfg.File
+	if source == "" {
+		source = "embedded default"
+	}
+	log.Info("starting", zap.String("config", source), zap.Stringer("model", cfg.Model))
+	for _, w := range cfg.Warnings() {
+		log.Warn("config warning", zap.String("warning", w))
+	}
+
+	srv, err := sip.New(cfg, log)
+	if err != nil {
+		log.Error("cannot start", zap.Error(err))
+		return 1
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	defer stop()
+	if err := srv.Run(ctx); err != nil && !errors.Is(err, context.Canceled) {
+		log.Error("stopped", zap.Error(err))
+		return 1
+	}
+	log.Info("stopped")
+	return 0
+}
+
+func newLogger(level string) (*zap.Logger, error) {
+	lvl, err := zapcore.ParseLevel(level)
+	if err != nil {
+		return nil, fmt.Errorf("log.level: %w", err)
+	}
+	zc := zap.NewProductionConfig()
+	zc.Level = zap.NewAtomicLevelAt(lvl)
+	zc.Sampling = nil // every call event counts
+	zc.EncoderConfig.TimeKey = "ts"
+	zc.EncoderConfig.EncodeTime = zapcore.ISO8601TimeEncoder
+	return zc.Build()
+}
+
+func cmdCheck(args []string, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("check", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	path := fs.String("config", "", "configuration file to check (required)")
+	if err := fs.Parse(args); err != nil {
+		return 2
+	}
+	if *path == "" {
+		fmt.Fprintln(stderr, "ccsbc check: --config FILE is required")
+		return 2
+	}
+	cfg, err := config.Load(*path)
+	if err != nil {
+		fmt.Fprintf(stderr, "%v\n", err)
+		return 2
+	}
+	printCheck(stdout, cfg)
+	return 0
+}

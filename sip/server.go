@@ -1,0 +1,504 @@
+// Package sip is ccsbc's back-to-back user agent: it terminates SIP on its
+// listeners, routes each call to a peer as a new dialog, and rewrites SDP so
+// that all media flows through the relay in package media.
+package sip
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"net"
+	"net/netip"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/emiago/sipgo"
+	"github.com/emiago/sipgo/sip"
+	"go.uber.org/zap"
+
+	"github.com/ccsbc/ccsbc/config"
+	"github.com/ccsbc/ccsbc/media"
+	"github.com/ccsbc/ccsbc/policy"
+)
+
+// Timers of the B2BUA. They are constants rather than configuration until an
+// operator needs to change them.
+const (
+	// peerResponseTimeout is how long the outbound leg waits for any
+	// response to an INVITE before the call is failed with 503: a contact
+	// center reroutes faster than Timer B's 32 s.
+	peerResponseTimeout = 4 * time.Second
+	// idleConnTimeout closes a TCP/TLS connection that carried nothing for
+	// this long.
+	idleConnTimeout = 10 * time.Minute
+	// byeTimeout bounds a BYE (or CANCEL) ccsbc sends when a call ends.
+	byeTimeout = 8 * time.Second
+)
+
+// Counters is a snapshot of the server's event counters.
+type Counters struct {
+	CallsStarted, CallsAnswered, CallsFailed int64
+	RejectedSource                           int64 // requests or connections from outside a listener's allow list
+	TLSHandshakeFailures                     int64
+	Malformed                                int64
+}
+
+// Server is the B2BUA. Create it with New, start it with Run.
+type Server struct {
+	cfg   *config.Config
+	log   *zap.Logger
+	media *media.Manager
+
+	ua     *sipgo.UserAgent
+	srv    *sipgo.Server
+	client *sipgo.Client
+	cert   tls.Certificate
+	certFP string
+	caPool *certPool
+
+	listeners []*listener
+
+	calls    sync.Map // dialog key (Call-ID "|" our tag) → *call
+	active   sync.WaitGroup
+	draining atomic.Bool
+
+	ready chan struct{}
+
+	nCallsStarted, nCallsAnswered, nCallsFailed atomic.Int64
+	nRejectedSource, nTLSFail, nMalformed      atomic.Int64
+}
+
+// listener is one configured SIP listener once bound.
+type listener struct {
+	cfg       config.Listener
+	transport string // sipgo spelling
+	addr      netip.AddrPort
+	contact   sip.ContactHeader
+}
+
+// New prepares a server from a validated configuration; nothing is bound
+// until Run.
+func New(cfg *config.Config, log *zap.Logger) (*Server, error) {
+	s := &Server{cfg: cfg, log: log, ready: make(chan struct{})}
+	sip.SetDefaultLogger(newSlogBridge(log.Named("sipgo")))
+
+	needTLS := false
+	for _, l := range cfg.Listeners {
+		needTLS = needTLS || l.Transport == policy.TLS
+	}
+	for _, p := range cfg.Peers {
+		needTLS = needTLS || p.Transport == policy.TLS
+	}
+	var clientTLS *tls.Config
+	if needTLS {
+		cert, fp, err := config.LoadOrCreateCertificate(&cfg.TLS)
+		if err != nil {
+			return nil, fmt.Errorf("sip: instance certificate: %w", err)
+		}
+		s.cert, s.certFP = cert, fp
+		pool, err := loadCertPool(cfg.TLS.CABundle)
+		if err != nil {
+			return nil, err
+		}
+		s.caPool = pool
+		// Outbound connections are verified against the peer they were
+		// dialled for, by checkPeerConn, before any request is written on
+		// them; the handshake itself only negotiates.
+		clientTLS = &tls.Config{
+			Certificates:       []tls.Certificate{cert},
+			MinVersion:         tlsVersion(cfg.TLS.MinVersion),
+			InsecureSkipVerify: true, //nolint:gosec // verified per peer in checkPeerConn
+		}
+	}
+
+	tcp := &sip.TransportTCP{ReadTimeout: idleConnTimeout, WriteTimeout: 10 * time.Second}
+	tlsT := &sip.TransportTLS{TransportTCP: &sip.TransportTCP{ReadTimeout: idleConnTimeout, WriteTimeout: 10 * time.Second}}
+	ua, err := sipgo.NewUA(
+		sipgo.WithUserAgent("ccsbc"),
+		sipgo.WithUserAgenTLSConfig(clientTLS),
+		sipgo.WithUserAgentTransportLayerOptions(
+			sip.WithTransportLayerTransports(sip.TransportsConfig{TCP: tcp, TLS: tlsT}),
+			sip.WithTransportLayerReadFilter(s.udpFilter),
+		),
+		sipgo.WithUserAgentTransactionLayerOptions(
+			sip.WithTransactionLayerTerminateOnConnClose(),
+			sip.WithTransactionLayerUnhandledResponseHandler(func(*sip.Response) {}),
+		),
+	)
+	if err != nil {
+		return nil, fmt.Errorf("sip: user agent: %w", err)
+	}
+	s.ua = ua
+	if s.srv, err = sipgo.NewServer(ua); err != nil {
+		return nil, fmt.Errorf("sip: server: %w", err)
+	}
+	if s.client, err = sipgo.NewClient(ua); err != nil {
+		return nil, fmt.Errorf("sip: client: %w", err)
+	}
+	s.srv.OnInvite(s.onInvite)
+	s.srv.OnAck(s.onAck)
+	s.srv.OnBye(s.onBye)
+	s.srv.OnCancel(s.onStrayCancel)
+	s.srv.OnOptions(s.onOptions)
+	s.srv.OnUpdate(s.onInDialog)
+	s.srv.OnInfo(s.onInDialog)
+	s.srv.OnRefer(s.onUnsupported)
+	s.srv.OnPrack(s.onUnsupported)
+	s.srv.OnNoRoute(s.onUnknownMethod)
+	return s, nil
+}
+
+// Ready is closed once every listener is bound.
+func (s *Server) Ready() <-chan struct{} { return s.ready }
+
+// Counters returns a snapshot of the event counters.
+func (s *Server) Counters() Counters {
+	return Counters{
+		CallsStarted: s.nCallsStarted.Load(), CallsAnswered: s.nCallsAnswered.Load(),
+		CallsFailed: s.nCallsFailed.Load(), RejectedSource: s.nRejectedSource.Load(),
+		TLSHandshakeFailures: s.nTLSFail.Load(), Malformed: s.nMalformed.Load(),
+	}
+}
+
+// ActiveCalls returns how many calls are in progress.
+func (s *Server) ActiveCalls() int {
+	seen := map[*call]bool{}
+	s.calls.Range(func(_, v any) bool { seen[v.(*call)] = true; return true })
+	return len(seen)
+}
+
+// Run binds the listeners and the media relay and serves until ctx ends;
+// then it stops accepting calls, tears down the active ones and returns.
+func (s *Server) Run(ctx context.Context) error {
+	mm, err := media.NewManager(media.Config{
+		Bind:              s.cfg.Media.Bind,
+		PortMin:           s.cfg.Media.PortMin,
+		PortMax:           s.cfg.Media.PortMax,
+		Latching:          s.cfg.Media.Latching,
+		InactivityTimeout: s.cfg.Media.InactivityTimeout,
+	}, s.log.Named("media"))
+	if err != nil {
+		return fmt.Errorf("sip: media relay: %w", err)
+	}
+	s.media = mm
+	defer mm.Close()
+	defer s.ua.Close()
+
+	lctx, stop := context.WithCancel(context.Background())
+	defer stop()
+	errc := make(chan error, len(s.cfg.Listeners))
+	for _, lc := range s.cfg.Listeners {
+		l, serve, err := s.bind(lctx, lc)
+		if err != nil {
+			return err
+		}
+		s.listeners = append(s.listeners, l)
+		go func() { errc <- serve() }()
+		s.log.Info("listening", zap.String("transport", string(lc.Transport)), zap.Stringer("address", l.addr))
+	}
+	close(s.ready)
+
+	select {
+	case <-ctx.Done():
+	case err := <-errc:
+		if lctx.Err() == nil {
+			s.endAll("listener failed")
+			return fmt.Errorf("sip: listener stopped: %w", err)
+		}
+	}
+	s.draining.Store(true)
+	s.endAll("shutdown")
+	stop()
+	return nil
+}
+
+// endAll ends every active call with BYE on both legs and waits for them.
+func (s *Server) endAll(reason string) {
+	s.calls.Range(func(_, v any) bool {
+		go v.(*call).end(reason, true, true)
+		return true
+	})
+	done := make(chan struct{})
+	go func() { s.active.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(byeTimeout + time.Second):
+	}
+}
+
+// bind opens one listener and returns the function that serves it.
+func (s *Server) bind(ctx context.Context, lc config.Listener) (*listener, func() error, error) {
+	l := &listener{cfg: lc, transport: sipTransport(string(lc.Transport))}
+	switch lc.Transport {
+	case policy.UDP:
+		pc, err := net.ListenUDP("udp", net.UDPAddrFromAddrPort(lc.Address))
+		if err != nil {
+			return nil, nil, fmt.Errorf("sip: listen udp %s: %w", lc.Address, err)
+		}
+		l.addr = pc.LocalAddr().(*net.UDPAddr).AddrPort()
+		go func() { <-ctx.Done(); pc.Close() }()
+		l.contact = contactFor(l)
+		return l, func() error { return s.srv.ServeUDP(pc) }, nil
+	case policy.TCP, policy.TLS:
+		tl, err := net.ListenTCP("tcp", net.TCPAddrFromAddrPort(lc.Address))
+		if err != nil {
+			return nil, nil, fmt.Errorf("sip: listen %s %s: %w", lc.Transport, lc.Address, err)
+		}
+		l.addr = tl.Addr().(*net.TCPAddr).AddrPort()
+		go func() { <-ctx.Done(); tl.Close() }()
+		l.contact = contactFor(l)
+		fl := &filterListener{Listener: tl, allow: lc.Allow, rejected: &s.nRejectedSource}
+		if lc.Transport == policy.TCP {
+			return l, func() error { return s.srv.ServeTCP(fl) }, nil
+		}
+		conf, err := config.ServerTLSConfig(&s.cfg.TLS, s.cert, s.cfg.Peers)
+		if err != nil {
+			tl.Close()
+			return nil, nil, fmt.Errorf("sip: tls listener %s: %w", lc.Address, err)
+		}
+		hl := &handshakeListener{Listener: fl, conf: conf, timeout: s.cfg.TLS.HandshakeTimeout, failed: &s.nTLSFail, log: s.log}
+		return l, func() error { return s.srv.ServeTLS(hl) }, nil
+	}
+	return nil, nil, fmt.Errorf("sip: listener %s: unknown transport %q", lc.Address, lc.Transport)
+}
+
+func contactFor(l *listener) sip.ContactHeader {
+	u := sip.Uri{Scheme: "sip", User: "ccsbc", Host: l.addr.Addr().String(), Port: int(l.addr.Port()), UriParams: sip.NewParams()}
+	if l.transport != "UDP" {
+		u.UriParams.Add("transport", sip.NetworkToLower(l.transport))
+	}
+	return sip.ContactHeader{Address: u}
+}
+
+// udpFilter drops UDP datagrams from sources outside the receiving
+// listener's allow list before they are parsed: no answer, only a counter.
+func (s *Server) udpFilter(info sip.TransportReadProps, data []byte) ([]byte, error) {
+	if info.Transport != "UDP" {
+		return data, nil
+	}
+	la, _ := info.LocalAddr.(*net.UDPAddr)
+	ra, _ := info.RemoteAddr.(*net.UDPAddr)
+	if la == nil || ra == nil {
+		return data, nil
+	}
+	lap, rap := la.AddrPort(), ra.AddrPort()
+	for _, l := range s.listeners {
+		if l.transport == "UDP" && l.addr == lap {
+			if !allowed(l.cfg.Allow, rap.Addr()) {
+				s.nRejectedSource.Add(1)
+				return nil, nil
+			}
+			break
+		}
+	}
+	return data, nil
+}
+
+func allowed(allow []netip.Prefix, a netip.Addr) bool {
+	if len(allow) == 0 {
+		return true
+	}
+	a = a.Unmap()
+	for _, p := range allow {
+		if p.Contains(a) {
+			return true
+		}
+	}
+	return false
+}
+
+// listenerFor finds the listener a request arrived on.
+func (s *Server) listenerFor(req *sip.Request, tx sip.ServerTransaction) *listener {
+	transport := req.Transport()
+	var local netip.AddrPort
+	if stx, ok := tx.(*sip.ServerTx); ok && stx.Connection() != nil {
+		if ap, err := netip.ParseAddrPort(stx.Connection().LocalAddr().String()); err == nil {
+			local = ap
+		}
+	}
+	for _, l := range s.listeners {
+		if l.transport == transport && (l.addr == local || !local.IsValid()) {
+			return l
+		}
+	}
+	for _, l := range s.listeners {
+		if l.transport == transport {
+			return l
+		}
+	}
+	return nil
+}
+
+// listenerForTransport picks the listener whose address ccsbc presents on an
+// outbound leg of that transport.
+func (s *Server) listenerForTransport(t string) *listener {
+	for _, l := range s.listeners {
+		if l.transport == t {
+			return l
+		}
+	}
+	return nil
+}
+
+// identifyPeer decides which configured peer sent req. In order: a TLS
+// client certificate pinned to a peer; the exact source address; on TCP/TLS
+// (ephemeral source ports) a peer at the source IP whose address is the
+// Via sent-by; the only peer at the source IP. Unknown sources get nil.
+func (s *Server) identifyPeer(req *sip.Request, tx sip.ServerTransaction) *config.Peer {
+	src, err := netip.ParseAddrPort(req.Source())
+	if err != nil {
+		return nil
+	}
+	src = netip.AddrPortFrom(src.Addr().Unmap(), src.Port())
+	if fp := peerCertFingerprint(tx); fp != "" {
+		for i := range s.cfg.Peers {
+			p := &s.cfg.Peers[i]
+			if p.Verify == "fingerprint" && equalFingerprint(p.Fingerprint, fp) {
+				return p
+			}
+		}
+	}
+	var sameIP []*config.Peer
+	for i := range s.cfg.Peers {
+		p := &s.cfg.Peers[i]
+		if p.Address == src {
+			return p
+		}
+		if p.Address.Addr() == src.Addr() {
+			sameIP = append(sameIP, p)
+		}
+	}
+	if v := req.Via(); v != nil && len(sameIP) > 0 {
+		for _, p := range sameIP {
+			if v.Host == p.Address.Addr().String() && v.Port == int(p.Address.Port()) {
+				return p
+			}
+		}
+	}
+	if len(sameIP) == 1 {
+		return sameIP[0]
+	}
+	return nil
+}
+
+// respond answers req statelessly within its transaction, adding a Warning
+// with reason when one is given (RFC 3261 §20.43, code 399).
+func (s *Server) respond(req *sip.Request, tx sip.ServerTransaction, code int, phrase, reason string) {
+	res := sip.NewResponseFromRequest(req, code, phrase, nil)
+	if reason != "" {
+		res.AppendHeader(warning(reason))
+	}
+	if code == 405 || code == 501 {
+		res.AppendHeader(sip.NewHeader("Allow", allowMethods))
+	}
+	if err := tx.Respond(res); err != nil {
+		s.log.Debug("respond failed", zap.Int("code", code), zap.Error(err))
+	}
+}
+
+const allowMethods = "INVITE, ACK, BYE, CANCEL, OPTIONS, UPDATE, INFO"
+
+func warning(reason string) sip.Header {
+	return sip.NewHeader("Warning", `399 ccsbc "`+sanitizeQuoted(reason)+`"`)
+}
+
+// sanitizeQuoted makes reason safe inside a quoted-string.
+func sanitizeQuoted(s string) string {
+	b := make([]byte, 0, len(s))
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		switch {
+		case c == '"' || c == '\\':
+			b = append(b, '\'')
+		case c < 0x20 || c == 0x7f:
+			b = append(b, ' ')
+		default:
+			b = append(b, c)
+		}
+	}
+	return string(b)
+}
+
+func (s *Server) onOptions(req *sip.Request, tx sip.ServerTransaction) {
+	res := sip.NewResponseFromRequest(req, 200, "OK", nil)
+	res.AppendHeader(sip.NewHeader("Allow", allowMethods))
+	res.AppendHeader(sip.NewHeader("Accept", "application/sdp"))
+	if s.draining.Load() {
+		res = sip.NewResponseFromRequest(req, 503, "Service Unavailable", nil)
+		res.AppendHeader(warning("draining"))
+	}
+	_ = tx.Respond(res)
+}
+
+func (s *Server) onUnsupported(req *sip.Request, tx sip.ServerTransaction) {
+	s.respond(req, tx, 501, "Not Implemented", string(req.Method)+" is not supported by ccsbc yet")
+}
+
+func (s *Server) onUnknownMethod(req *sip.Request, tx sip.ServerTransaction) {
+	s.respond(req, tx, 405, "Method Not Allowed", "")
+}
+
+// onStrayCancel answers a CANCEL that matched no INVITE transaction
+// (sipgo answers the ones that do, with 200 and 487 on the INVITE).
+func (s *Server) onStrayCancel(req *sip.Request, tx sip.ServerTransaction) {
+	s.respond(req, tx, 481, "Call/Transaction Does Not Exist", "")
+}
+
+// validateRequest checks what sipgo's parser lets through but a dialog
+// needs. It returns a 4xx code, phrase and reason, or 0.
+func validateRequest(req *sip.Request) (int, string, string) {
+	switch {
+	case req.From() == nil:
+		return 400, "Bad Request", "missing From header"
+	case req.To() == nil:
+		return 400, "Bad Request", "missing To header"
+	case req.CallID() == nil || req.CallID().Value() == "":
+		return 400, "Bad Request", "missing Call-ID header"
+	case req.CSeq() == nil:
+		return 400, "Bad Request", "missing CSeq header"
+	case req.CSeq().MethodName != req.Method:
+		return 400, "Bad Request", "CSeq method does not match the request method"
+	}
+	if tag, _ := req.From().Params.Get("tag"); tag == "" {
+		return 400, "Bad Request", "From header has no tag"
+	}
+	if mf := req.MaxForwards(); mf != nil && mf.Val() == 0 {
+		return 483, "Too Many Hops", "Max-Forwards reached 0"
+	}
+	if req.IsInvite() && req.Contact() == nil {
+		return 400, "Bad Request", "INVITE without Contact header"
+	}
+	if req.IsInvite() && req.Contact() != nil && req.Contact().Address.Host == "" {
+		return 400, "Bad Request", "Contact header has no host"
+	}
+	if cl := req.ContentLength(); cl != nil && int(*cl) != len(req.Body()) {
+		return 400, "Bad Request", "Content-Length " + strconv.Itoa(int(*cl)) + " does not match the body"
+	}
+	return 0, "", ""
+}
+
+// dialogKey identifies a dialog by Call-ID and ccsbc's own tag, which is
+// the To tag of every in-dialog request ccsbc receives.
+func dialogKey(callID, ourTag string) string { return callID + "|" + ourTag }
+
+func (s *Server) findCall(req *sip.Request) (*call, *leg) {
+	to := req.To()
+	if to == nil || req.CallID() == nil {
+		return nil, nil
+	}
+	tag, _ := to.Params.Get("tag")
+	v, ok := s.calls.Load(dialogKey(req.CallID().Value(), tag))
+	if !ok {
+		return nil, nil
+	}
+	c := v.(*call)
+	if c.in.callID == req.CallID().Value() && c.in.localTag == tag {
+		return c, c.in
+	}
+	return c, c.out
+}
+
+var errNoConn = errors.New("sip: no connection")

@@ -1,0 +1,253 @@
+package sip
+
+import (
+	"context"
+	"crypto/subtle"
+	"crypto/tls"
+	"crypto/x509"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"net"
+	"net/netip"
+	"os"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	"github.com/emiago/sipgo/sip"
+	"go.uber.org/zap"
+
+	"github.com/ccsbc/ccsbc/config"
+)
+
+// filterListener closes TCP connections from sources outside the
+// listener's allow list as soon as they are accepted. It never returns an
+// error for a refused connection: sipgo stops serving on any Accept error.
+type filterListener struct {
+	net.Listener
+	allow    []netip.Prefix
+	rejected *atomic.Int64
+}
+
+func (l *filterListener) Accept() (net.Conn, error) {
+	for {
+		c, err := l.Listener.Accept()
+		if err != nil {
+			return nil, err
+		}
+		ra, ok := c.RemoteAddr().(*net.TCPAddr)
+		if ok && allowed(l.allow, ra.AddrPort().Addr()) {
+			return c, nil
+		}
+		l.rejected.Add(1)
+		c.Close()
+	}
+}
+
+// handshakeListener wraps accepted connections in TLS whose handshake must
+// finish within timeout (a slowloris defence: sipgo's read timeout is the
+// idle timeout, far longer).
+type handshakeListener struct {
+	net.Listener
+	conf    *tls.Config
+	timeout time.Duration
+	failed  *atomic.Int64
+	log     *zap.Logger
+}
+
+func (l *handshakeListener) Accept() (net.Conn, error) {
+	c, err := l.Listener.Accept()
+	if err != nil {
+		return nil, err
+	}
+	return &handshakeConn{Conn: tls.Server(c, l.conf), l: l}, nil
+}
+
+// handshakeConn is a server-side TLS connection that completes its
+// handshake, bounded in time, on the first Read.
+type handshakeConn struct {
+	*tls.Conn
+	l    *handshakeListener
+	done atomic.Bool
+}
+
+func (c *handshakeConn) Read(b []byte) (int, error) {
+	if !c.done.Load() {
+		timeout := c.l.timeout
+		if timeout <= 0 {
+			timeout = 10 * time.Second
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), timeout)
+		err := c.Conn.HandshakeContext(ctx)
+		cancel()
+		if err != nil {
+			c.l.failed.Add(1)
+			c.l.log.Info("tls handshake failed", zap.Stringer("remote", c.RemoteAddr()), zap.Error(err))
+			c.Conn.Close()
+			return 0, net.ErrClosed
+		}
+		c.done.Store(true)
+	}
+	return c.Conn.Read(b)
+}
+
+// tlsState returns the TLS state of the connection a server transaction
+// arrived on, if it is TLS.
+func tlsState(tx sip.ServerTransaction) (tls.ConnectionState, bool) {
+	stx, ok := tx.(*sip.ServerTx)
+	if !ok || stx.Connection() == nil {
+		return tls.ConnectionState{}, false
+	}
+	tc, ok := stx.Connection().(*sip.TCPConnection)
+	if !ok {
+		return tls.ConnectionState{}, false
+	}
+	switch c := tc.Conn.(type) {
+	case *handshakeConn:
+		return c.ConnectionState(), true
+	case *tls.Conn:
+		return c.ConnectionState(), true
+	}
+	return tls.ConnectionState{}, false
+}
+
+// peerCertFingerprint is the SHA-256 of the client certificate presented on
+// the TLS connection tx arrived on, or "".
+func peerCertFingerprint(tx sip.ServerTransaction) string {
+	st, ok := tlsState(tx)
+	if !ok || len(st.PeerCertificates) == 0 {
+		return ""
+	}
+	return config.Fingerprint(st.PeerCertificates[0].Raw)
+}
+
+func equalFingerprint(configured, actual string) bool {
+	want, err := config.ParseFingerprint(configured)
+	if err != nil {
+		return false
+	}
+	got, err := hex.DecodeString(actual)
+	if err != nil {
+		return false
+	}
+	return subtle.ConstantTimeCompare(want, got) == 1
+}
+
+// certPool is the CA bundle peers with verify: ca are checked against.
+type certPool struct{ pool *x509.CertPool }
+
+func loadCertPool(path string) (*certPool, error) {
+	if path == "" {
+		return &certPool{}, nil
+	}
+	pem, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("sip: tls.ca_bundle: %w", err)
+	}
+	p := x509.NewCertPool()
+	if !p.AppendCertsFromPEM(pem) {
+		return nil, fmt.Errorf("sip: tls.ca_bundle %s: no PEM certificates", path)
+	}
+	return &certPool{pool: p}, nil
+}
+
+// verifyPeer checks the certificate a TLS peer presented against the way
+// the configuration says that peer is verified. It fails closed.
+func (s *Server) verifyPeer(p *config.Peer, st tls.ConnectionState) error {
+	if len(st.PeerCertificates) == 0 {
+		return fmt.Errorf("peer %s presented no certificate", p.Name)
+	}
+	leaf := st.PeerCertificates[0]
+	switch p.Verify {
+	case "insecure-lab":
+		return nil
+	case "fingerprint":
+		if !equalFingerprint(p.Fingerprint, config.Fingerprint(leaf.Raw)) {
+			return fmt.Errorf("peer %s certificate fingerprint does not match the pinned one", p.Name)
+		}
+		return nil
+	case "ca", "":
+		if s.caPool == nil || s.caPool.pool == nil {
+			return fmt.Errorf("peer %s: no tls.ca_bundle to verify against", p.Name)
+		}
+		inter := x509.NewCertPool()
+		for _, c := range st.PeerCertificates[1:] {
+			inter.AddCert(c)
+		}
+		if _, err := leaf.Verify(x509.VerifyOptions{Roots: s.caPool.pool, Intermediates: inter}); err != nil {
+			return fmt.Errorf("peer %s certificate not trusted: %v", p.Name, err)
+		}
+		if err := leaf.VerifyHostname(p.Address.Addr().String()); err != nil {
+			return fmt.Errorf("peer %s certificate does not name %s", p.Name, p.Address.Addr())
+		}
+		return nil
+	}
+	return fmt.Errorf("peer %s: unknown verify mode %q", p.Name, p.Verify)
+}
+
+// checkPeerConn makes sure the TLS connection req will leave on is
+// established and verified for peer p before anything is written on it. A
+// connection that fails verification is closed; the caller fails the call
+// (no retry over another transport).
+func (s *Server) checkPeerConn(ctx context.Context, p *config.Peer, req *sip.Request) error {
+	ctx, cancel := context.WithTimeout(ctx, peerResponseTimeout)
+	defer cancel()
+	conn, err := s.ua.TransportLayer().ClientRequestConnection(ctx, req)
+	if err != nil {
+		s.nTLSFail.Add(1)
+		return fmt.Errorf("%w: %s: %v", ErrPeerTLS, p.Name, shortErr(err))
+	}
+	defer conn.TryClose()
+	tc, ok := conn.(*sip.TCPConnection)
+	if !ok {
+		return fmt.Errorf("%w: %s: not a TLS connection", ErrPeerTLS, p.Name)
+	}
+	tconn, ok := tc.Conn.(*tls.Conn)
+	if !ok {
+		return fmt.Errorf("%w: %s: not a TLS connection", ErrPeerTLS, p.Name)
+	}
+	if err := s.verifyPeer(p, tconn.ConnectionState()); err != nil {
+		s.nTLSFail.Add(1)
+		tconn.Close()
+		return fmt.Errorf("%w: %v", ErrPeerTLS, err)
+	}
+	return nil
+}
+
+// shortErr keeps the last, most specific part of a wrapped network error.
+func shortErr(err error) string {
+	msg := err.Error()
+	if i := strings.LastIndex(msg, ": "); i >= 0 && i+2 < len(msg) {
+		return msg[i+2:]
+	}
+	return msg
+}
+
+func tlsVersion(v string) uint16 {
+	switch v {
+	case "1.0":
+		return tls.VersionTLS10
+	case "1.1":
+		return tls.VersionTLS11
+	case "1.3":
+		return tls.VersionTLS13
+	}
+	return tls.VersionTLS12
+}
+
+func tlsVersionName(v uint16) string {
+	switch v {
+	case tls.VersionTLS10:
+		return "TLS1.0"
+	case tls.VersionTLS11:
+		return "TLS1.1"
+	case tls.VersionTLS12:
+		return "TLS1.2"
+	case tls.VersionTLS13:
+		return "TLS1.3"
+	}
+	return ""
+}
+
+var _ = errors.New

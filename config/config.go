@@ -11,6 +11,12 @@ import (
 
 // Config is a whole ccsbc configuration. The YAML key of each field is given
 // in its tag; defaults are documented beside each field.
+//
+// Its lifecycle is decode (Load, Parse) → ApplyDefaults → Validate; Load
+// and Parse run all three, so a Config they return is ready to use. A
+// Config built in code must go through ApplyDefaults and Validate itself.
+// A validated Config is read-only: share it, never mutate it; a reload
+// builds a new one.
 type Config struct {
 	// Model is the security deployment model, 1..4. Required.
 	Model policy.Model `yaml:"model"`
@@ -31,6 +37,15 @@ type Config struct {
 
 	// File is the path the config was read from ("" for the embedded default).
 	File string `yaml:"-"`
+
+	// src names the config in errors and warnings; lines maps each key
+	// path ("peers[2].transport") to the line it was read from. Both are
+	// empty for a Config built in code.
+	src   string
+	lines map[string]int
+	// inactivitySet records that media.inactivity_timeout was written, so
+	// that an explicit 0 (disabled) is not taken for "unset".
+	inactivitySet bool
 }
 
 // Log configures logging.
@@ -48,8 +63,10 @@ type Listener struct {
 	// Allow lists the source CIDRs accepted; empty accepts any source.
 	// Requests from elsewhere get no answer on UDP and a closed connection
 	// on TCP/TLS.
+	// A bare address (10.1.2.3) is a single host.
 	Allow []netip.Prefix `yaml:"allow"`
 
+	// Line is where the listener starts in the file (0 if built in code).
 	Line int `yaml:"-"`
 }
 
@@ -68,10 +85,15 @@ type TLS struct {
 	MinVersion string `yaml:"min_version"`
 	// ClientAuth is how inbound TLS clients are asked for a certificate:
 	// none, request or require. Default request. A presented certificate is
-	// always verified against the peer it claims to be.
+	// always verified against the configured TLS peers: it must match the
+	// pinned fingerprint of a verify: fingerprint peer or chain to
+	// CABundle when some peer has verify: ca, unless a peer is
+	// insecure-lab; otherwise the handshake fails.
 	ClientAuth string `yaml:"client_auth"`
-	// StateDir keeps the generated certificate. Default
-	// $STATE_DIRECTORY, else $XDG_STATE_HOME/ccsbc, else ~/.local/state/ccsbc.
+	// StateDir keeps the generated certificate (ccsbc.crt, ccsbc.key).
+	// Default $STATE_DIRECTORY (the first, if systemd gives several), else
+	// $XDG_STATE_HOME/ccsbc, else ~/.local/state/ccsbc; resolved when the
+	// certificate is loaded, see TLS.StateDirectory.
 	StateDir string `yaml:"state_dir"`
 	// HandshakeTimeout bounds a TLS handshake and an idle TCP/TLS read.
 	// Default 10s.
@@ -85,12 +107,15 @@ type Media struct {
 	// Advertise is the address written into SDP (the NAT "fix-up").
 	// Default: Bind.
 	Advertise netip.Addr `yaml:"advertise"`
-	// Ports is the media port range "lo-hi", both even/odd inclusive.
-	// Default 40000-40999.
+	// PortMin and PortMax are the media port range, inclusive, written in
+	// YAML as one key, ports: "lo-hi". PortMin is even (RTP on even ports,
+	// RTCP on the odd one above). Default 40000-40999.
 	PortMin int `yaml:"-"`
 	PortMax int `yaml:"-"`
 	// InactivityTimeout tears a call down with BYE on both legs when no
-	// media arrives on either leg for this long. 0 disables. Default 30s.
+	// media arrives on either leg for this long. 0 disables. Default 30s
+	// when the key is absent (in code: a zero value before ApplyDefaults
+	// becomes 30s; set 0 after ApplyDefaults to disable).
 	InactivityTimeout time.Duration `yaml:"inactivity_timeout"`
 	// Latching accepts media from the first source that sends (from the
 	// signaled IP or the peer's signaling IP) and never moves afterwards.
@@ -110,36 +135,45 @@ type Peer struct {
 	// Transport is udp, tcp or tls. Default udp in model 1, tls otherwise.
 	Transport policy.Transport `yaml:"transport"`
 	// Verify is how the peer's TLS certificate is checked: ca (against
-	// tls.ca_bundle), fingerprint (pinned SHA-256) or insecure-lab (accept
-	// any; lab only, reported as a warning). Default ca. Ignored for udp/tcp.
+	// tls.ca_bundle, and ServerName), fingerprint (pinned SHA-256) or
+	// insecure-lab (accept any; lab only, reported as a warning). Default
+	// fingerprint when Fingerprint is set, else ca. Ignored for udp/tcp.
 	Verify string `yaml:"verify"`
 	// Fingerprint is the pinned SHA-256 of the peer's certificate, hex with
 	// or without colons. Required with verify: fingerprint.
 	Fingerprint string `yaml:"fingerprint"`
+	// ServerName is the name the peer's certificate must carry with
+	// verify: ca (Unified CM certificates usually name the host's FQDN,
+	// not its IP). Default: the IP of Address.
+	ServerName string `yaml:"server_name"`
 	// SRTP declares the peer SRTP-capable. Default false.
 	SRTP bool `yaml:"srtp"`
 	// Codecs lists the codec names the peer may use, in preference order
 	// (PCMU, PCMA, G729, G722, telephone-event...). Default: any.
 	Codecs []string `yaml:"codecs"`
 
+	// Line is where the peer starts in the file (0 if built in code).
 	Line int `yaml:"-"`
 }
 
 // Route sends calls whose Request-URI user matches User (and, when From is
 // set, that arrive from one of those peers) to peer To as leg class Leg.
 type Route struct {
-	// Name labels the route in logs and `ccsbc check`. Default "route N".
+	// Name labels the route in logs and `ccsbc check`. Default "route N",
+	// counting from 1 (routes[0] is "route 1").
 	Name string `yaml:"name"`
 	// From limits the route to calls from these peers. Default: any source.
 	From []string `yaml:"from"`
-	// User is a Request-URI user pattern: digits and letters match
-	// themselves, x or X matches one digit, a trailing * matches the rest.
-	// Required.
+	// User is a Request-URI user pattern: digits, letters and + match
+	// themselves (case-sensitive), x or X matches one digit, a trailing *
+	// matches the rest (possibly nothing). Required; "*" alone matches
+	// every user.
 	User string `yaml:"user"`
 	// To is the peer the call is sent to. Required.
 	To string `yaml:"to"`
 	// Leg is the outbound leg's class. Required.
 	Leg policy.LegClass `yaml:"leg"`
 
+	// Line is where the route starts in the file (0 if built in code).
 	Line int `yaml:"-"`
 }

@@ -35,7 +35,7 @@ type leg struct {
 	// address nobody configured), the source of the INVITE for the inbound
 	// leg, which reuses its TCP/TLS connection.
 	dest    string
-	laddr   sip.Addr      // local address for UDP sends (the listener); zero for TCP/TLS
+	laddr   sip.Addr // local address for UDP sends (the listener); zero for TCP/TLS
 	contact sip.ContactHeader
 
 	origin   sdpOrigin  // ccsbc's o= line on this leg

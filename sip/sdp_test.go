@@ -2,8 +2,8 @@ package sip
 
 import (
 	"errors"
-	"reflect"
 	"net/netip"
+	"reflect"
 	"strings"
 	"testing"
 )

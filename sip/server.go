@@ -68,7 +68,7 @@ type Server struct {
 	ready chan struct{}
 
 	nCallsStarted, nCallsAnswered, nCallsFailed atomic.Int64
-	nRejectedSource, nTLSFail, nMalformed      atomic.Int64
+	nRejectedSource, nTLSFail, nMalformed       atomic.Int64
 }
 
 // listener is one configured SIP listener once bound.

@@ -1,0 +1,299 @@
+// Package media relays RTP and RTCP between the two legs of a call through ports ccsbc owns.
+//
+// A Manager owns the media port range and the inactivity sweeper. A Stream is
+// one media stream (one m= line) of one call: two RTP/RTCP port pairs, side A
+// facing the inbound peer and side B the outbound peer, and four reader
+// goroutines, one per socket, that relay what arrives on one side out of the
+// other side's matching socket:
+//
+//	inbound peer            ccsbc                         outbound peer
+//	  RTP  ──────► A.rtp  ─┐          ┌─  B.rtp  ──────►  RTP
+//	  RTP  ◄────── A.rtp  ◄┼──────────┼─► B.rtp  ◄──────  RTP
+//	  RTCP ◄─────► A.rtcp ◄┘          └─► B.rtcp ◄─────►  RTCP
+//	  (with rtcp-mux on a side, that side's RTCP uses its RTP socket)
+//
+// Media is symmetric (RFC 4961): each peer sends to, and receives from, the
+// one port ccsbc advertised to it, so NATs and firewalls see a single flow.
+// A packet is relayed only if it comes from the address signaled for its
+// side (or, with latching, from the source the side latched onto): anything
+// else is dropped and counted, which defeats RTP bleed and stream hijack.
+//
+// The per-packet path owns its buffers, takes no lock on RTP, allocates
+// nothing and logs nothing; it only counts. Events (a latch, a stream
+// closing, an inactive stream) are logged.
+package media
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"net/netip"
+	"sync"
+	"syscall"
+	"time"
+
+	"go.uber.org/zap"
+)
+
+// Config configures a Manager. The config package decodes, defaults and
+// validates it; NewManager checks it again, since a bad range here would
+// only show up as calls failing.
+type Config struct {
+	// Bind is the address media sockets bind to. Required. An unspecified
+	// IPv6 address (::) binds dual-stack; an IPv4 address binds IPv4 only.
+	Bind netip.Addr
+	// PortMin and PortMax bound the media port range, inclusive. RTP uses
+	// the even ports, RTCP the odd port above each; a stream takes two
+	// pairs, so the range must hold at least two. Pairs that touch a port
+	// the perimeter blocks (UDP 135, 137, 138, 445) are never used.
+	PortMin, PortMax int
+	// Latching lets a side accept media from a source other than its SDP
+	// address, for peers behind NAT: until the side has latched, the first
+	// packet whose source IP is the SDP IP or the peer's SIP signaling IP
+	// locks the side onto that exact ip:port, and media toward the side is
+	// sent there. Strangers never latch. A new SDP address (re-INVITE)
+	// re-arms the latch. Default false: media is accepted only from the SDP
+	// address, and sent only to it.
+	Latching bool
+	// InactivityTimeout is how long a stream may receive nothing on either
+	// side before its onInactive callback runs. 0 disables the check (and
+	// the sweeper goroutine). Streams on hold are never timed out.
+	InactivityTimeout time.Duration
+}
+
+// sweepMaxInterval and sweepMinInterval bound how often the sweeper looks at
+// the streams: InactivityTimeout/4, but no more than once per 50ms and no
+// less than once per second.
+const (
+	sweepMaxInterval = time.Second
+	sweepMinInterval = 50 * time.Millisecond
+)
+
+// Manager allocates Streams from the port range and times out inactive ones.
+// It is safe for concurrent use.
+type Manager struct {
+	cfg     Config
+	network string // "udp4", "udp6" or "udp" (dual-stack on ::)
+	log     *zap.Logger
+	ports   *portPool // has its own lock
+
+	mu      sync.Mutex // guards streams and closed
+	streams map[*Stream]struct{}
+	closed  bool
+
+	closeOnce sync.Once
+	closeErr  error
+
+	stop        chan struct{}  // closed by Close to stop the sweeper
+	sweeperDone chan struct{}  // closed by the sweeper when it exits; nil without one
+	callbacks   sync.WaitGroup // onInactive goroutines
+
+	// sweepBuf is reused by sweep; only the sweeper goroutine touches it.
+	sweepBuf []*Stream
+}
+
+// NewManager checks cfg and returns a Manager that allocates streams from its
+// port range. A nil log discards logs. With an InactivityTimeout it starts
+// one sweeper goroutine; Close stops it.
+func NewManager(cfg Config, log *zap.Logger) (*Manager, error) {
+	return newManager(cfg, log, true)
+}
+
+// newManager is NewManager; tests pass sweeper=false to drive sweep with a
+// clock of their own.
+func newManager(cfg Config, log *zap.Logger, sweeper bool) (*Manager, error) {
+	if log == nil {
+		log = zap.NewNop()
+	}
+	cfg.Bind = cfg.Bind.Unmap()
+	if !cfg.Bind.IsValid() {
+		return nil, fmt.Errorf("%w: Bind is not set", ErrInvalidConfig)
+	}
+	if cfg.InactivityTimeout < 0 {
+		return nil, fmt.Errorf("%w: InactivityTimeout %v is negative", ErrInvalidConfig, cfg.InactivityTimeout)
+	}
+	ports, err := newPortPool(cfg.PortMin, cfg.PortMax)
+	if err != nil {
+		return nil, err
+	}
+	// A Bind address this host does not have would otherwise show up as
+	// every call failing: find out now.
+	network := udpNetwork(cfg.Bind)
+	probe, err := net.ListenUDP(network, net.UDPAddrFromAddrPort(netip.AddrPortFrom(cfg.Bind, 0)))
+	if err != nil {
+		return nil, fmt.Errorf("%w: Bind %v: %v", ErrInvalidConfig, cfg.Bind, err)
+	}
+	probe.Close()
+	m := &Manager{
+		cfg:     cfg,
+		network: network,
+		log:     log,
+		ports:   ports,
+		streams: make(map[*Stream]struct{}),
+		stop:    make(chan struct{}),
+	}
+	if sweeper && cfg.InactivityTimeout > 0 {
+		m.sweeperDone = make(chan struct{})
+		go m.sweeper(sweepInterval(cfg.InactivityTimeout))
+	}
+	return m, nil
+}
+
+func udpNetwork(bind netip.Addr) string {
+	switch {
+	case bind.Is4():
+		return "udp4"
+	case bind.IsUnspecified():
+		return "udp"
+	default:
+		return "udp6"
+	}
+}
+
+func sweepInterval(timeout time.Duration) time.Duration {
+	return min(max(timeout/4, sweepMinInterval), sweepMaxInterval)
+}
+
+// Close closes every stream, stops the sweeper and waits for onInactive
+// callbacks that are running, so it must not be called from one. When it
+// returns no goroutine of the Manager is left. NewStream fails with ErrClosed
+// afterwards. Close is idempotent.
+func (m *Manager) Close() error {
+	m.closeOnce.Do(func() {
+		m.mu.Lock()
+		m.closed = true
+		streams := make([]*Stream, 0, len(m.streams))
+		for s := range m.streams {
+			streams = append(streams, s)
+		}
+		m.mu.Unlock()
+
+		// The sweeper goes first so that no new callback starts.
+		close(m.stop)
+		if m.sweeperDone != nil {
+			<-m.sweeperDone
+		}
+		var errs []error
+		for _, s := range streams {
+			errs = append(errs, s.Close())
+		}
+		m.callbacks.Wait()
+		m.closeErr = errors.Join(errs...)
+	})
+	return m.closeErr
+}
+
+// NewStream allocates the two port pairs of a new stream (side A's first,
+// then side B's) and starts relaying on them. Ports in use by another
+// process are skipped; when no pair is left it returns ErrNoPorts.
+//
+// The stream relays nothing until SetRemote has told it where each side's
+// peer is. onInactive, if not nil, is called once, in a goroutine of its
+// own, when the stream has received nothing on either side for the
+// Manager's InactivityTimeout while not on hold; it typically ends the call,
+// and may call Close on the stream (but not on the Manager). callID is used
+// in logs only. The caller must Close the stream.
+func (m *Manager) NewStream(callID string, onInactive func()) (*Stream, error) {
+	return m.newStream(callID, onInactive, true)
+}
+
+// newStream is NewStream; tests pass start=false to drive the relay step by
+// hand on a stream whose sockets nobody else reads.
+func (m *Manager) newStream(callID string, onInactive func(), start bool) (*Stream, error) {
+	m.mu.Lock()
+	closed := m.closed
+	m.mu.Unlock()
+	if closed {
+		return nil, ErrClosed
+	}
+	s := &Stream{
+		m:          m,
+		callID:     callID,
+		log:        m.log.With(zap.String("call_id", callID)),
+		latching:   m.cfg.Latching,
+		onInactive: onInactive,
+		done:       make(chan struct{}),
+	}
+	for side := range s.legs {
+		if err := m.bindLeg(&s.legs[side]); err != nil {
+			s.releaseLegs()
+			return nil, err
+		}
+	}
+	for side := range s.legs {
+		for sock := range s.legs[side].conns {
+			s.readers[side][sock] = &reader{
+				s:    s,
+				side: Side(side),
+				sock: sockKind(sock),
+				conn: s.legs[side].conns[sock],
+				buf:  make([]byte, bufSize),
+			}
+		}
+	}
+	// Only a complete stream goes into the set the sweeper reads.
+	m.mu.Lock()
+	if m.closed {
+		m.mu.Unlock()
+		s.releaseLegs()
+		return nil, ErrClosed
+	}
+	m.streams[s] = struct{}{}
+	m.mu.Unlock()
+	if start {
+		for side := range s.readers {
+			for _, r := range s.readers[side] {
+				s.wg.Add(1)
+				go r.run()
+			}
+		}
+	}
+	if ce := s.log.Check(zap.DebugLevel, "media stream opened"); ce != nil {
+		ce.Write(zap.Stringer("a", s.legs[A].local[sockRTP]), zap.Stringer("b", s.legs[B].local[sockRTP]))
+	}
+	return s, nil
+}
+
+// bindLeg binds an RTP/RTCP socket pair for one leg, trying pairs of the
+// range in next-fit order until one binds.
+func (m *Manager) bindLeg(l *leg) error {
+	for range m.ports.size() {
+		port, ok := m.ports.take()
+		if !ok {
+			break
+		}
+		rtp, err := m.listen(port)
+		if err == nil {
+			var rtcp *net.UDPConn
+			if rtcp, err = m.listen(port + 1); err == nil {
+				l.port = port
+				l.conns = [2]*net.UDPConn{rtp, rtcp}
+				l.local = [2]netip.AddrPort{
+					netip.AddrPortFrom(m.cfg.Bind, uint16(port)),
+					netip.AddrPortFrom(m.cfg.Bind, uint16(port+1)),
+				}
+				return nil
+			}
+			rtp.Close()
+		}
+		m.ports.put(port)
+		if !errors.Is(err, syscall.EADDRINUSE) {
+			return fmt.Errorf("media: %w", err)
+		}
+		// Another process holds a port of this pair: try the next pair.
+		if ce := m.log.Check(zap.DebugLevel, "media port busy, skipped"); ce != nil {
+			ce.Write(zap.Int("port", port))
+		}
+	}
+	return ErrNoPorts
+}
+
+func (m *Manager) listen(port int) (*net.UDPConn, error) {
+	return net.ListenUDP(m.network, net.UDPAddrFromAddrPort(netip.AddrPortFrom(m.cfg.Bind, uint16(port))))
+}
+
+func (m *Manager) remove(s *Stream) {
+	m.mu.Lock()
+	delete(m.streams, s)
+	m.mu.Unlock()
+}

@@ -1,0 +1,83 @@
+package media
+
+// MaxOverhead is the room the relay keeps after every packet for an egress
+// Transform to grow it in place: an SRTP authentication tag (10 bytes for
+// AES_CM_128_HMAC_SHA1_80, 16 for AEAD_AES_*_GCM), the 4-byte SRTCP index
+// and an MKI, with margin.
+const MaxOverhead = 64
+
+// Transform is the packet protection of one leg of a Stream for one kind of
+// packet, RTP or RTCP: SRTP or SRTCP with that leg's keys. A nil Transform
+// is plain RTP.
+//
+// Unprotect is applied to what the leg's peer sent, before the packet
+// leaves on the other leg; Protect to what is sent to the leg's peer. Both
+// work in place on a buffer the relay owns, must not retain it, and must not
+// allocate in steady state (for pion/srtp: a reused rtp.Header or
+// rtcp.Header, and dst = buf). Unprotect is never called concurrently with
+// itself, nor Protect with itself; Unprotect and Protect may run at the same
+// time, so each direction needs its own state (one srtp.Context each way).
+type Transform interface {
+	// Unprotect authenticates and decrypts the packet buf[:n] in place and
+	// returns its new length. An error drops the packet (counted as
+	// Drops.Transform) and keeps the leg from latching onto its source: a
+	// source latches only once a packet from it has authenticated.
+	Unprotect(buf []byte, n int) (int, error)
+	// Protect encrypts and authenticates the packet buf[:n] in place and
+	// returns its new length; len(buf) >= n+MaxOverhead. An error drops the
+	// packet (counted as Drops.Transform).
+	Protect(buf []byte, n int) (int, error)
+}
+
+// transforms are one leg's Transforms; immutable once stored.
+type transforms struct {
+	rtp, rtcp Transform
+}
+
+func (t *transforms) pick(rtcp bool) Transform {
+	switch {
+	case t == nil:
+		return nil
+	case rtcp:
+		return t.rtcp
+	default:
+		return t.rtp
+	}
+}
+
+// SetTransform sets the packet protection of one leg (nil, nil for plain RTP,
+// the default). It is safe to call while packets flow, as when a re-INVITE
+// brings new keys: packets already being relayed finish with the previous
+// Transforms.
+//
+// The RTP Transform is called only by the leg's RTP reader (Unprotect) and
+// the other leg's RTP reader (Protect). RTCP can reach a Transform from two
+// readers of a leg around an rtcp-mux change, so the Stream serializes every
+// RTCP Transform call; RTCP is a few packets a second.
+func (s *Stream) SetTransform(side Side, rtp, rtcp Transform) {
+	if rtp == nil && rtcp == nil {
+		s.legs[side].xform.Store(nil)
+		return
+	}
+	s.legs[side].xform.Store(&transforms{rtp: rtp, rtcp: rtcp})
+}
+
+// unprotect and protect run t on the reader's buffer; a length out of range
+// counts as a failure rather than panicking the reader.
+func (s *Stream) unprotect(t Transform, rtcp bool, buf []byte, n int) (int, bool) {
+	if rtcp {
+		s.rtcpMu.Lock()
+		defer s.rtcpMu.Unlock()
+	}
+	n, err := t.Unprotect(buf, n)
+	return n, err == nil && n >= 0 && n <= len(buf)
+}
+
+func (s *Stream) protect(t Transform, rtcp bool, buf []byte, n int) (int, bool) {
+	if rtcp {
+		s.rtcpMu.Lock()
+		defer s.rtcpMu.Unlock()
+	}
+	n, err := t.Protect(buf, n)
+	return n, err == nil && n >= 0 && n <= len(buf)
+}

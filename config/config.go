@@ -137,7 +137,9 @@ type Peer struct {
 	// Verify is how the peer's TLS certificate is checked: ca (against
 	// tls.ca_bundle, and ServerName), fingerprint (pinned SHA-256) or
 	// insecure-lab (accept any; lab only, reported as a warning). Default
-	// fingerprint when Fingerprint is set, else ca. Ignored for udp/tcp.
+	// fingerprint when Fingerprint is set, else ca. It applies when ccsbc
+	// connects to the peer over TLS, and to the certificate of any inbound
+	// TLS client (see TLS.ClientAuth), whatever the peer's transport.
 	Verify string `yaml:"verify"`
 	// Fingerprint is the pinned SHA-256 of the peer's certificate, hex with
 	// or without colons. Required with verify: fingerprint.

@@ -1,0 +1,85 @@
+package config
+
+import (
+	"net/netip"
+	"strconv"
+	"time"
+
+	"github.com/ccsbc/ccsbc/policy"
+)
+
+// The defaults ApplyDefaults fills in; each is also documented beside its
+// field in config.go and in default.yaml.
+const (
+	defaultLogLevel          = "info"
+	defaultMinVersion        = "1.2"
+	defaultClientAuth        = "request"
+	defaultHandshakeTimeout  = 10 * time.Second
+	defaultPortMin           = 40000
+	defaultPortMax           = 40999
+	defaultInactivityTimeout = 30 * time.Second
+	defaultPeerKind          = "other"
+)
+
+var defaultMediaBind = netip.AddrFrom4([4]byte{127, 0, 0, 1})
+
+// ApplyDefaults fills every unset field with its documented default. It
+// only fills zero values, so calling it twice changes nothing. Load and
+// Parse call it; a Config built in code calls it before Validate.
+func (c *Config) ApplyDefaults() {
+	if c.Log.Level == "" {
+		c.Log.Level = defaultLogLevel
+	}
+
+	t := &c.TLS
+	if t.MinVersion == "" {
+		t.MinVersion = defaultMinVersion
+	}
+	if t.ClientAuth == "" {
+		t.ClientAuth = defaultClientAuth
+	}
+	if t.HandshakeTimeout == 0 {
+		t.HandshakeTimeout = defaultHandshakeTimeout
+	}
+
+	m := &c.Media
+	if !m.Bind.IsValid() {
+		m.Bind = defaultMediaBind
+	}
+	if !m.Advertise.IsValid() {
+		m.Advertise = m.Bind
+	}
+	if m.PortMin == 0 && m.PortMax == 0 {
+		m.PortMin, m.PortMax = defaultPortMin, defaultPortMax
+	}
+	if m.InactivityTimeout == 0 && !c.inactivitySet {
+		m.InactivityTimeout = defaultInactivityTimeout
+	}
+
+	for i := range c.Peers {
+		p := &c.Peers[i]
+		if p.Kind == "" {
+			p.Kind = defaultPeerKind
+		}
+		if p.Transport == "" {
+			// Model 1 must be zero-impact: peers keep the UDP they spoke
+			// before ccsbc was inserted. Every other model is TLS only.
+			p.Transport = policy.TLS
+			if c.Model == policy.ModelUnsecured {
+				p.Transport = policy.UDP
+			}
+		}
+		if p.Verify == "" {
+			p.Verify = VerifyCA
+			if p.Fingerprint != "" {
+				p.Verify = VerifyFingerprint
+			}
+		}
+	}
+
+	for i := range c.Routes {
+		if c.Routes[i].Name == "" {
+			c.Routes[i].Name = "route " + strconv.Itoa(i+1)
+		}
+	}
+}

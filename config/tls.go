@@ -467,3 +467,61 @@ func serverName(p *Peer) string {
 	}
 	return p.Address.Addr().WithZone("").String()
 }
+
+// PeerVerifier checks, after the handshake, that a TLS connection ccsbc
+// dialled reached the peer it was dialled for, the way p.Verify says (see
+// ClientTLSConfig). ccsbc's outbound connections share one transport, so
+// the check runs on the established connection, before any request is
+// written on it.
+type PeerVerifier struct {
+	roots *x509.CertPool
+}
+
+// NewPeerVerifier loads tls.ca_bundle (if set) once.
+func NewPeerVerifier(c *TLS) (*PeerVerifier, error) {
+	v := &PeerVerifier{}
+	if c.CABundle != "" {
+		pool, err := loadBundle(c.CABundle)
+		if err != nil {
+			return nil, err
+		}
+		v.roots = pool
+	}
+	return v, nil
+}
+
+// Verify fails closed with an error wrapping ErrPeerCertificate.
+func (v *PeerVerifier) Verify(p *Peer, cs tls.ConnectionState) error {
+	if len(cs.PeerCertificates) == 0 {
+		return fmt.Errorf("%w: peer %q presented no certificate", ErrPeerCertificate, p.Name)
+	}
+	leaf := cs.PeerCertificates[0]
+	switch p.Verify {
+	case VerifyInsecureLab:
+		return nil
+	case VerifyFingerprint:
+		pin, err := ParseFingerprint(p.Fingerprint)
+		if err != nil {
+			return fmt.Errorf("%w: peer %q: %v", ErrPeerCertificate, p.Name, err)
+		}
+		sum := sha256.Sum256(leaf.Raw)
+		if subtle.ConstantTimeCompare(sum[:], pin) != 1 {
+			return fmt.Errorf("%w: peer %q presented certificate sha256 %x, pinned %x", ErrPeerCertificate, p.Name, sum, pin)
+		}
+		return nil
+	case VerifyCA, "":
+		if v.roots == nil {
+			return fmt.Errorf("%w: peer %q has verify: ca but tls.ca_bundle is not set", ErrPeerCertificate, p.Name)
+		}
+		inter := x509.NewCertPool()
+		for _, c := range cs.PeerCertificates[1:] {
+			inter.AddCert(c)
+		}
+		_, err := leaf.Verify(x509.VerifyOptions{Roots: v.roots, Intermediates: inter, DNSName: serverName(p)})
+		if err != nil {
+			return fmt.Errorf("%w: peer %q: %v", ErrPeerCertificate, p.Name, err)
+		}
+		return nil
+	}
+	return fmt.Errorf("%w: peer %q: verify %q is not one of ca, fingerprint, insecure-lab", ErrPeerCertificate, p.Name, p.Verify)
+}

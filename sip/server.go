@@ -52,12 +52,12 @@ type Server struct {
 	log   *zap.Logger
 	media *media.Manager
 
-	ua     *sipgo.UserAgent
-	srv    *sipgo.Server
-	client *sipgo.Client
-	cert   tls.Certificate
-	certFP string
-	caPool *certPool
+	ua           *sipgo.UserAgent
+	srv          *sipgo.Server
+	client       *sipgo.Client
+	cert         tls.Certificate
+	certFP       string
+	peerVerifier *config.PeerVerifier
 
 	listeners []*listener
 
@@ -99,11 +99,11 @@ func New(cfg *config.Config, log *zap.Logger) (*Server, error) {
 			return nil, fmt.Errorf("sip: instance certificate: %w", err)
 		}
 		s.cert, s.certFP = cert, fp
-		pool, err := loadCertPool(cfg.TLS.CABundle)
+		pv, err := config.NewPeerVerifier(&cfg.TLS)
 		if err != nil {
-			return nil, err
+			return nil, fmt.Errorf("sip: %w", err)
 		}
-		s.caPool = pool
+		s.peerVerifier = pv
 		// Outbound connections are verified against the peer they were
 		// dialled for, by checkPeerConn, before any request is written on
 		// them; the handshake itself only negotiates.

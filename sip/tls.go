@@ -4,13 +4,10 @@ import (
 	"context"
 	"crypto/subtle"
 	"crypto/tls"
-	"crypto/x509"
 	"encoding/hex"
-	"errors"
 	"fmt"
 	"net"
 	"net/netip"
-	"os"
 	"strings"
 	"sync/atomic"
 	"time"
@@ -134,58 +131,6 @@ func equalFingerprint(configured, actual string) bool {
 	return subtle.ConstantTimeCompare(want, got) == 1
 }
 
-// certPool is the CA bundle peers with verify: ca are checked against.
-type certPool struct{ pool *x509.CertPool }
-
-func loadCertPool(path string) (*certPool, error) {
-	if path == "" {
-		return &certPool{}, nil
-	}
-	pem, err := os.ReadFile(path)
-	if err != nil {
-		return nil, fmt.Errorf("sip: tls.ca_bundle: %w", err)
-	}
-	p := x509.NewCertPool()
-	if !p.AppendCertsFromPEM(pem) {
-		return nil, fmt.Errorf("sip: tls.ca_bundle %s: no PEM certificates", path)
-	}
-	return &certPool{pool: p}, nil
-}
-
-// verifyPeer checks the certificate a TLS peer presented against the way
-// the configuration says that peer is verified. It fails closed.
-func (s *Server) verifyPeer(p *config.Peer, st tls.ConnectionState) error {
-	if len(st.PeerCertificates) == 0 {
-		return fmt.Errorf("peer %s presented no certificate", p.Name)
-	}
-	leaf := st.PeerCertificates[0]
-	switch p.Verify {
-	case "insecure-lab":
-		return nil
-	case "fingerprint":
-		if !equalFingerprint(p.Fingerprint, config.Fingerprint(leaf.Raw)) {
-			return fmt.Errorf("peer %s certificate fingerprint does not match the pinned one", p.Name)
-		}
-		return nil
-	case "ca", "":
-		if s.caPool == nil || s.caPool.pool == nil {
-			return fmt.Errorf("peer %s: no tls.ca_bundle to verify against", p.Name)
-		}
-		inter := x509.NewCertPool()
-		for _, c := range st.PeerCertificates[1:] {
-			inter.AddCert(c)
-		}
-		if _, err := leaf.Verify(x509.VerifyOptions{Roots: s.caPool.pool, Intermediates: inter}); err != nil {
-			return fmt.Errorf("peer %s certificate not trusted: %v", p.Name, err)
-		}
-		if err := leaf.VerifyHostname(p.Address.Addr().String()); err != nil {
-			return fmt.Errorf("peer %s certificate does not name %s", p.Name, p.Address.Addr())
-		}
-		return nil
-	}
-	return fmt.Errorf("peer %s: unknown verify mode %q", p.Name, p.Verify)
-}
-
 // checkPeerConn makes sure the TLS connection req will leave on is
 // established and verified for peer p before anything is written on it. A
 // connection that fails verification is closed; the caller fails the call
@@ -207,7 +152,7 @@ func (s *Server) checkPeerConn(ctx context.Context, p *config.Peer, req *sip.Req
 	if !ok {
 		return fmt.Errorf("%w: %s: not a TLS connection", ErrPeerTLS, p.Name)
 	}
-	if err := s.verifyPeer(p, tconn.ConnectionState()); err != nil {
+	if err := s.peerVerifier.Verify(p, tconn.ConnectionState()); err != nil {
 		s.nTLSFail.Add(1)
 		tconn.Close()
 		return fmt.Errorf("%w: %v", ErrPeerTLS, err)
@@ -249,5 +194,3 @@ func tlsVersionName(v uint16) string {
 	}
 	return ""
 }
-
-var _ = errors.New

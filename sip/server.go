@@ -11,6 +11,7 @@ import (
 	"net"
 	"net/netip"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -402,6 +403,7 @@ func (s *Server) respond(req *sip.Request, tx sip.ServerTransaction, code int, p
 const allowMethods = "INVITE, ACK, BYE, CANCEL, OPTIONS, UPDATE, INFO"
 
 func warning(reason string) sip.Header {
+	reason = strings.TrimPrefix(reason, "sip: ")
 	return sip.NewHeader("Warning", `399 ccsbc "`+sanitizeQuoted(reason)+`"`)
 }
 

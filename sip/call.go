@@ -309,7 +309,7 @@ func (c *call) runInitial(req *sip.Request, tx sip.ServerTransaction) {
 
 	otx, err := c.s.send(ctx, c.out, outReq)
 	if err != nil {
-		fail(503, "Service Unavailable", err.Error())
+		fail(503, "Service Unavailable", c.out.sendError(err))
 		return
 	}
 	defer otx.Terminate()

@@ -1,6 +1,8 @@
 package sip
 
 import (
+	"errors"
+	"fmt"
 	"net/netip"
 	"strings"
 	"sync"
@@ -149,6 +151,14 @@ func (l *leg) getRemoteTag() string {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	return l.remoteTag
+}
+
+// sendError words a failure to send on this leg for a Warning header.
+func (l *leg) sendError(err error) string {
+	if errors.Is(err, ErrPeerTLS) {
+		return err.Error()
+	}
+	return fmt.Sprintf("peer %s unreachable over %s: %s", l.peerName, l.transport, shortErr(err))
 }
 
 // setBody sets a request's body with its Content-Type (none when empty).

@@ -90,7 +90,7 @@ func (s *Server) onReInvite(req *sip.Request, tx sip.ServerTransaction) {
 	r2.AppendHeader(sip.NewHeader("Allow", allowMethods))
 	otx, err := s.send(ctx, o, r2)
 	if err != nil {
-		s.respond(req, tx, 503, "Service Unavailable", err.Error())
+		s.respond(req, tx, 503, "Service Unavailable", o.sendError(err))
 		return
 	}
 	defer otx.Terminate()
@@ -198,7 +198,7 @@ func (s *Server) onInDialog(req *sip.Request, tx sip.ServerTransaction) {
 	defer cancel()
 	otx, err := s.send(ctx, o, r2)
 	if err != nil {
-		s.respond(req, tx, 503, "Service Unavailable", err.Error())
+		s.respond(req, tx, 503, "Service Unavailable", o.sendError(err))
 		return
 	}
 	defer otx.Terminate()

@@ -190,15 +190,22 @@ func (s *Server) Run(ctx context.Context) error {
 
 	lctx, stop := context.WithCancel(context.Background())
 	defer stop()
+	// Bind everything first: the listener list is read, unlocked, by the
+	// UDP filter and the handlers once serving starts.
 	errc := make(chan error, len(s.cfg.Listeners))
+	serves := make([]func() error, 0, len(s.cfg.Listeners))
 	for _, lc := range s.cfg.Listeners {
 		l, serve, err := s.bind(lctx, lc)
 		if err != nil {
 			return err
 		}
 		s.listeners = append(s.listeners, l)
+		serves = append(serves, serve)
+	}
+	for i, serve := range serves {
 		go func() { errc <- serve() }()
-		s.log.Info("listening", zap.String("transport", string(lc.Transport)), zap.Stringer("address", l.addr))
+		l := s.listeners[i]
+		s.log.Info("listening", zap.String("transport", string(l.cfg.Transport)), zap.Stringer("address", l.addr))
 	}
 	close(s.ready)
 

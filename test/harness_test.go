@@ -21,6 +21,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"strings"
 	"sync"
 	"syscall"
 	"testing"
@@ -67,7 +68,11 @@ func ccsbcBinary(t *testing.T) string {
 			return
 		}
 		binPath = filepath.Join(dir, "ccsbc")
-		cmd := exec.Command("go", "build", "-o", binPath, "./cmd/ccsbc")
+		args := []string{"build", "-o", binPath}
+		if os.Getenv("CCSBC_RACE") != "" {
+			args = append(args, "-race")
+		}
+		cmd := exec.Command("go", append(args, "./cmd/ccsbc")...)
 		cmd.Dir = repoRoot()
 		if out, err := cmd.CombinedOutput(); err != nil {
 			buildErr = fmt.Errorf("go build: %v\n%s", err, out)
@@ -119,6 +124,9 @@ func startCCSBC(t *testing.T, cfg string, listeners int) *daemon {
 			<-exited
 		}
 		logf.Close()
+		if text := d.logText(); strings.Contains(text, "DATA RACE") || strings.Contains(text, "panic:") {
+			t.Errorf("ccsbc reported a data race or panic:\n%s", tail(text, 8000))
+		}
 		if t.Failed() {
 			b, _ := os.ReadFile(d.log)
 			t.Logf("ccsbc log (%s):\n%s", d.log, tail(string(b), 6000))

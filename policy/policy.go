@@ -158,29 +158,94 @@ type Peer struct {
 	SRTP      bool // declared SRTP-capable
 }
 
+// CallState is what policy needs to know of the call a leg belongs to.
+type CallState struct {
+	// DialerConnected is true while an Outbound Option dialer is a party
+	// to the call (it does not support SRTP).
+	DialerConnected bool
+}
+
 // Decision is policy's answer for one leg. Reason is reused verbatim by
 // `ccsbc check`, logs, metrics labels and SIP Warning headers.
 type Decision struct {
 	Class      LegClass
 	Transport  Transport
 	Protection Protection
-	Reason     string
+	// Exception is set when a model rule was overridden by a leg-class or
+	// peer exception (reported by `ccsbc check` and logged).
+	Exception bool
+	Reason    string
 }
 
 // Secure reports whether the decision demands encrypted media.
 func (d Decision) Secure() bool { return d.Protection != RTP }
 
-// DecideLeg returns the media decision for one leg. In models 1 and 2 every
-// leg is RTP; SRTP rules of models 3 and 4 live in the leg table.
-func DecideLeg(m Model, class LegClass, p Peer) Decision {
+// rule is one cell of the model × leg-class table.
+type rule struct {
+	srtp   bool   // the model wants SRTP on this leg
+	never  bool   // the far end cannot do SRTP whatever the model
+	reason string // why, in the design guide's terms
+}
+
+// table is the model × leg-class table of the CCE design guide (Secure
+// Signaling and Media Design; Media Encryption (SRTP) Considerations). Models
+// 1 and 2 carry RTP everywhere; the exceptions hold in every model.
+var table = map[Model]map[LegClass]rule{
+	ModelSecureAgentMedia: {
+		LegAgent:       {srtp: true, reason: "model 3 encrypts the agent leg (caller to agent)"},
+		LegCaller:      {srtp: true, reason: "model 3 encrypts the caller's media toward the agent"},
+		LegWhisper:     {srtp: true, reason: "model 3: the whisper announcement plays on the secure agent leg"},
+		LegIVR:         {reason: "model 3 leaves the IVR leg (CVP/VVB) in RTP"},
+		LegIVRIOS:      {never: true, reason: "the IOS VXML gateway does not support SRTP"},
+		LegMobileAgent: {never: true, reason: "mobile agents cannot use SRTP"},
+		LegDialer:      {srtp: true, reason: "model 3 encrypts the agent leg once the dialer is no longer connected"},
+	},
+	ModelEndToEnd: {
+		LegAgent:       {srtp: true, reason: "model 4 encrypts the agent leg"},
+		LegCaller:      {srtp: true, reason: "model 4 encrypts the caller's media end to end"},
+		LegWhisper:     {srtp: true, reason: "model 4: the whisper announcement plays on the secure agent leg"},
+		LegIVR:         {srtp: true, reason: "model 4 encrypts the IVR leg (VVB supports SRTP)"},
+		LegIVRIOS:      {never: true, reason: "the IOS VXML gateway does not support SRTP"},
+		LegMobileAgent: {never: true, reason: "mobile agents cannot use SRTP"},
+		LegDialer:      {srtp: true, reason: "model 4 encrypts the leg once the dialer is no longer connected"},
+	},
+}
+
+// DecideLeg returns the media decision for one leg: a pure function of the
+// model, the leg class, the peer's declared capabilities and the call
+// state.
+func DecideLeg(m Model, class LegClass, p Peer, st CallState) Decision {
 	d := Decision{Class: class, Transport: p.Transport, Protection: RTP}
 	switch m {
 	case ModelUnsecured:
 		d.Reason = "model 1: unsecured, RTP on every leg"
+		return d
 	case ModelSecureSignaling:
 		d.Reason = "model 2: TLS signaling, RTP media on every leg"
+		return d
+	}
+	r, ok := table[m][class]
+	if !ok {
+		d.Reason = fmt.Sprintf("%s: no rule for leg class %q, RTP", m, class)
+		return d
+	}
+	switch {
+	case r.never:
+		d.Exception = true
+		d.Reason = r.reason + ": RTP on this leg"
+	case !r.srtp:
+		d.Reason = r.reason
+	case st.DialerConnected:
+		// The Outbound Option dialer does not support SRTP; the leg is
+		// renegotiated once the call is transferred away from it.
+		d.Exception = true
+		d.Reason = "an Outbound Option dialer is connected and does not support SRTP: RTP until it leaves the call"
+	case !p.SRTP:
+		d.Exception = true
+		d.Reason = fmt.Sprintf("%s, but peer %s is not declared SRTP-capable: RTP on this leg (exception)", r.reason, p.Name)
 	default:
-		d.Reason = fmt.Sprintf("%s: leg class %s carries RTP", m, class)
+		d.Protection = SRTP
+		d.Reason = r.reason
 	}
 	return d
 }

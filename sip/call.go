@@ -170,8 +170,14 @@ func (s *Server) newCall(req *sip.Request, tx sip.ServerTransaction) {
 		ended:   make(chan struct{}),
 		busy:    true, // until the initial INVITE completes
 	}
-	inDec := policy.DecideLeg(s.cfg.Model, policy.LegCaller, policy.Peer{Transport: policy.Transport(strings.ToLower(in.transport)), SRTP: inPeer != nil && inPeer.SRTP})
-	outDec := policy.DecideLeg(s.cfg.Model, route.Leg, policy.Peer{Name: outPeer.Name, Transport: outPeer.Transport, SRTP: outPeer.SRTP})
+	// A call from the Outbound Option dialer keeps the dialer a party
+	// until it is transferred away.
+	inClass, st := policy.LegCaller, policy.CallState{}
+	if inPeer != nil && inPeer.Kind == "dialer" {
+		inClass, st.DialerConnected = policy.LegDialer, true
+	}
+	inDec := policy.DecideLeg(s.cfg.Model, inClass, policy.Peer{Name: in.peerName, Transport: policy.Transport(strings.ToLower(in.transport)), SRTP: inPeer != nil && inPeer.SRTP}, st)
+	outDec := policy.DecideLeg(s.cfg.Model, route.Leg, policy.Peer{Name: outPeer.Name, Transport: outPeer.Transport, SRTP: outPeer.SRTP}, st)
 	c.dec = [2]policy.Decision{inDec, outDec}
 	c.log = log.With(zap.String("out_call_id", out.callID))
 	s.nCallsStarted.Add(1)

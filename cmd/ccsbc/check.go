@@ -17,7 +17,7 @@ func printCheck(w io.Writer, cfg *config.Config) {
 	fmt.Fprintln(tw, "ROUTE\tUSER\tFROM\tTO\tLEG CLASS\tTRANSPORT\tMEDIA\tREASON")
 	for _, r := range cfg.Routes {
 		p, _ := cfg.Peer(r.To)
-		d := policy.DecideLeg(cfg.Model, r.Leg, policy.Peer{Name: p.Name, Transport: p.Transport, SRTP: p.SRTP})
+		d := policy.DecideLeg(cfg.Model, r.Leg, policy.Peer{Name: p.Name, Transport: p.Transport, SRTP: p.SRTP}, policy.CallState{})
 		from := "any"
 		if len(r.From) > 0 {
 			from = strings.Join(r.From, ",")

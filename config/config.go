@@ -150,6 +150,12 @@ type Peer struct {
 	ServerName string `yaml:"server_name"`
 	// SRTP declares the peer SRTP-capable. Default false.
 	SRTP bool `yaml:"srtp"`
+	// SRTPSuites are the SDES crypto suites ccsbc offers and accepts on
+	// SRTP legs toward this peer, in preference order. Default
+	// [AES_CM_128_HMAC_SHA1_80, AES_CM_128_HMAC_SHA1_32]: what Cisco phones
+	// and Unified CM do (no GCM). Also AEAD_AES_128_GCM, AEAD_AES_256_GCM,
+	// AES_256_CM_HMAC_SHA1_80 (alias AES_CM_256_HMAC_SHA1_80).
+	SRTPSuites []string `yaml:"srtp_suites"`
 	// Codecs lists the codec names the peer may use, in preference order
 	// (PCMU, PCMA, G729, G722, telephone-event...). Default: any.
 	Codecs []string `yaml:"codecs"`

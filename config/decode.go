@@ -484,6 +484,7 @@ func (d *decoder) peer(n *yaml.Node, path string) Peer {
 		bind("fingerprint", &p.Fingerprint, d.str),
 		bind("server_name", &p.ServerName, d.str),
 		bind("srtp", &p.SRTP, d.boolean),
+		bind("srtp_suites", &p.SRTPSuites, list(d, "[AES_CM_128_HMAC_SHA1_80, AES_CM_128_HMAC_SHA1_32]", d.str)),
 		bind("codecs", &p.Codecs, list(d, "[PCMU, telephone-event]", d.str)),
 	})
 	return p

@@ -5,6 +5,7 @@ import (
 	"crypto/x509"
 	"errors"
 	"fmt"
+	"github.com/ccsbc/ccsbc/media"
 	"io/fs"
 	"net/netip"
 	"os"
@@ -351,6 +352,18 @@ func (k *checker) peers() {
 		}
 		k.transport(key+".transport", p.Transport)
 		k.verify(key, p)
+		suites := map[media.SRTPSuite]bool{}
+		for j, name := range p.SRTPSuites {
+			sk := indexKey(key+".srtp_suites", j)
+			switch suite, err := media.ParseSRTPSuite(name); {
+			case err != nil:
+				k.errorf(sk, "%q is not an SRTP suite ccsbc supports; use AES_CM_128_HMAC_SHA1_80, AES_CM_128_HMAC_SHA1_32, AEAD_AES_128_GCM, AEAD_AES_256_GCM or AES_256_CM_HMAC_SHA1_80", name)
+			case suites[suite]:
+				k.errorf(sk, "%s is listed twice; list each suite once, in preference order", name)
+			default:
+				suites[suite] = true
+			}
+		}
 		seen := map[string]bool{}
 		for j, name := range p.Codecs {
 			ck := indexKey(key+".codecs", j)

@@ -13,4 +13,18 @@ var (
 	// ErrInvalidConfig reports a Config that NewManager cannot start with;
 	// the wrapping error names the field.
 	ErrInvalidConfig = errors.New("media: invalid config")
+
+	// ErrSRTPSuite reports an SRTP crypto suite ccsbc does not support
+	// (the SDP layer skips that a=crypto line, or answers 488).
+	ErrSRTPSuite = errors.New("media: unsupported SRTP crypto suite")
+	// ErrSRTPKeys reports SRTP keys that do not fit their suite, or a
+	// peer's keys equal to ccsbc's own.
+	ErrSRTPKeys = errors.New("media: bad SRTP keys")
+	// ErrSRTPAuth is wrapped by the error of an SRTP or SRTCP packet that
+	// did not authenticate; the relay drops it as Drops.AuthFailed.
+	ErrSRTPAuth = errors.New("media: srtp: authentication failed")
+	// ErrSRTPReplay is wrapped by the error of an SRTP or SRTCP packet
+	// already received or older than the replay window; the relay drops it
+	// as Drops.Replayed.
+	ErrSRTPReplay = errors.New("media: srtp: replayed packet")
 )

@@ -375,9 +375,9 @@ func (r *reader) relay(n int, src netip.AddrPort) {
 		return
 	}
 	if t := s.legs[r.side].xform.Load().pick(v.rtcp); t != nil {
-		var ok bool
-		if n, ok = s.unprotect(t, v.rtcp, r.buf, n); !ok {
-			c.drops[dropTransform].Add(1)
+		var err error
+		if n, err = s.unprotect(t, v.rtcp, r.buf, n); err != nil {
+			c.drops[transformDrop(err)].Add(1)
 			return
 		}
 	}
@@ -394,9 +394,9 @@ func (r *reader) relay(n int, src netip.AddrPort) {
 	}
 	out := &s.legs[r.side.other()]
 	if t := out.xform.Load().pick(v.rtcp); t != nil {
-		var ok bool
-		if n, ok = s.protect(t, v.rtcp, r.buf, n); !ok {
-			c.drops[dropTransform].Add(1)
+		var err error
+		if n, err = s.protect(t, v.rtcp, r.buf, n); err != nil {
+			c.drops[transformDrop(err)].Add(1)
 			return
 		}
 	}

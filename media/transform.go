@@ -1,5 +1,7 @@
 package media
 
+import "errors"
+
 // MaxOverhead is the room the relay keeps after every packet for an egress
 // Transform to grow it in place: an SRTP authentication tag (10 bytes for
 // AES_CM_128_HMAC_SHA1_80, 16 for AEAD_AES_*_GCM), the 4-byte SRTCP index
@@ -19,9 +21,11 @@ const MaxOverhead = 64
 // time, so each direction needs its own state (one srtp.Context each way).
 type Transform interface {
 	// Unprotect authenticates and decrypts the packet buf[:n] in place and
-	// returns its new length. An error drops the packet (counted as
-	// Drops.Transform) and keeps the leg from latching onto its source: a
-	// source latches only once a packet from it has authenticated.
+	// returns its new length. An error drops the packet and keeps the leg
+	// from latching onto its source: a source latches only once a packet
+	// from it has authenticated. The drop is counted as Drops.AuthFailed
+	// if the error wraps ErrSRTPAuth, Drops.Replayed if it wraps
+	// ErrSRTPReplay, Drops.Transform otherwise.
 	Unprotect(buf []byte, n int) (int, error)
 	// Protect encrypts and authenticates the packet buf[:n] in place and
 	// returns its new length; len(buf) >= n+MaxOverhead. An error drops the
@@ -62,22 +66,43 @@ func (s *Stream) SetTransform(side Side, rtp, rtcp Transform) {
 	s.legs[side].xform.Store(&transforms{rtp: rtp, rtcp: rtcp})
 }
 
+// errTransformLength reports a Transform that returned a length outside its
+// buffer.
+var errTransformLength = errors.New("media: transform returned a length out of range")
+
 // unprotect and protect run t on the reader's buffer; a length out of range
 // counts as a failure rather than panicking the reader.
-func (s *Stream) unprotect(t Transform, rtcp bool, buf []byte, n int) (int, bool) {
+func (s *Stream) unprotect(t Transform, rtcp bool, buf []byte, n int) (int, error) {
 	if rtcp {
 		s.rtcpMu.Lock()
 		defer s.rtcpMu.Unlock()
 	}
 	n, err := t.Unprotect(buf, n)
-	return n, err == nil && n >= 0 && n <= len(buf)
+	if err == nil && (n < 0 || n > len(buf)) {
+		err = errTransformLength
+	}
+	return n, err
 }
 
-func (s *Stream) protect(t Transform, rtcp bool, buf []byte, n int) (int, bool) {
+func (s *Stream) protect(t Transform, rtcp bool, buf []byte, n int) (int, error) {
 	if rtcp {
 		s.rtcpMu.Lock()
 		defer s.rtcpMu.Unlock()
 	}
 	n, err := t.Protect(buf, n)
-	return n, err == nil && n >= 0 && n <= len(buf)
+	if err == nil && (n < 0 || n > len(buf)) {
+		err = errTransformLength
+	}
+	return n, err
+}
+
+// transformDrop is the drop counter for a Transform's error.
+func transformDrop(err error) dropReason {
+	switch {
+	case errors.Is(err, ErrSRTPAuth):
+		return dropAuthFailed
+	case errors.Is(err, ErrSRTPReplay):
+		return dropReplayed
+	}
+	return dropTransform
 }

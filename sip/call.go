@@ -33,6 +33,7 @@ type call struct {
 
 	mu        sync.Mutex // guards the fields below
 	streams   []*media.Stream
+	srtp      [2][]legSRTP // SDES state per side and m= line
 	offer     *sessionDesc // pending offer, until its answer arrives
 	offerFrom *leg
 	busy      bool // an INVITE/UPDATE transaction is in progress (RFC 3261 §14.1 glare → 491)

@@ -4,7 +4,8 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
-	"strings"
+
+	"go.uber.org/zap"
 
 	"github.com/ccsbc/ccsbc/media"
 )
@@ -21,11 +22,12 @@ func (c *call) handleOffer(from *leg, body []byte) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	if err := c.checkMediaPolicy(from, sd); err != nil {
-		return nil, err
-	}
+	to := c.other(from)
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	if err := c.acceptOfferSecurityLocked(from, sd); err != nil {
+		return nil, err
+	}
 	for i, m := range sd.media {
 		if m.Disabled() {
 			continue
@@ -41,9 +43,12 @@ func (c *call) handleOffer(from *leg, body []byte) ([]byte, error) {
 			c.streams[i] = st
 		}
 	}
+	ports := c.portsLocked(to.side, len(sd.media))
+	if err := c.offerSecurityLocked(to, sd, ports); err != nil {
+		return nil, err
+	}
 	c.offer, c.offerFrom = sd, from
-	to := c.other(from)
-	return sd.rewrite(&to.origin, c.s.cfg.Media.Advertise, c.portsLocked(to.side, len(sd.media)))
+	return sd.rewrite(&to.origin, c.s.cfg.Media.Advertise, ports)
 }
 
 // handleAnswer applies an answer received on leg from to the pending offer
@@ -51,9 +56,6 @@ func (c *call) handleOffer(from *leg, body []byte) ([]byte, error) {
 func (c *call) handleAnswer(from *leg, body []byte) ([]byte, error) {
 	sd, err := parseSDP(body)
 	if err != nil {
-		return nil, err
-	}
-	if err := c.checkMediaPolicy(from, sd); err != nil {
 		return nil, err
 	}
 	c.mu.Lock()
@@ -65,16 +67,24 @@ func (c *call) handleAnswer(from *leg, body []byte) ([]byte, error) {
 	if len(sd.media) != len(offer.media) {
 		return nil, fmt.Errorf("%w: answer has %d m= lines, the offer had %d", ErrSDPMalformed, len(sd.media), len(offer.media))
 	}
+	if err := c.acceptAnswerSecurityLocked(from, sd); err != nil {
+		return nil, err
+	}
+	ports := c.portsLocked(offerer.side, len(sd.media))
+	if err := c.answerSecurityLocked(offerer, sd, ports); err != nil {
+		return nil, err
+	}
 	for i, st := range c.streams {
 		if st == nil || i >= len(sd.media) {
 			continue
 		}
 		om, am := offer.media[i], sd.media[i]
+		c.applySRTPLocked(i, st)
 		st.SetRemote(offerer.side, mediaDest(om.RTP), mediaDest(om.RTCP), om.Mux, offerer.signalIP)
 		st.SetRemote(from.side, mediaDest(am.RTP), mediaDest(am.RTCP), am.Mux, from.signalIP)
 		st.SetHold(om.Hold || am.Hold || am.Disabled())
 	}
-	return sd.rewrite(&offerer.origin, c.s.cfg.Media.Advertise, c.portsLocked(offerer.side, len(sd.media)))
+	return sd.rewrite(&offerer.origin, c.s.cfg.Media.Advertise, ports)
 }
 
 // mediaDest turns an SDP address into a relay destination: c=0.0.0.0 and
@@ -115,23 +125,234 @@ func (c *call) onInactive() {
 	c.end("media inactivity", true, true)
 }
 
-// checkMediaPolicy enforces the media rules that hold on every leg: SDES
-// keys only over TLS, and (until per-leg SRTP lands) plain RTP profiles.
-func (c *call) checkMediaPolicy(from *leg, sd *sessionDesc) error {
+// legSRTP is the SDES state of one m= line on one leg.
+type legSRTP struct {
+	// remote and local are the keys in use: the peer's (to decrypt what it
+	// sends) and ccsbc's (to encrypt what it receives). Zero suites: RTP.
+	remote, local media.SRTPKeys
+	applied       bool // remote/local are what the relay runs with
+	// pending exchange
+	peerTag     int              // the tag of the a=crypto chosen from the peer's offer
+	peerKeys    media.SRTPKeys   // the keys of that line
+	peerOffered bool             // the peer's offer carried SRTP that was accepted
+	offered     []media.SRTPKeys // ccsbc's keys in its offer to the peer, one per suite
+}
+
+func (c *call) srtpLocked(side media.Side, i int) *legSRTP {
+	for len(c.srtp[side]) <= i {
+		c.srtp[side] = append(c.srtp[side], legSRTP{})
+	}
+	return &c.srtp[side][i]
+}
+
+// peerSuites are the suites allowed toward a leg's peer, in preference order.
+func peerSuites(l *leg) []media.SRTPSuite {
+	var names []string
+	if l.peer != nil {
+		names = l.peer.SRTPSuites
+	}
+	if len(names) == 0 {
+		names = []string{"AES_CM_128_HMAC_SHA1_80", "AES_CM_128_HMAC_SHA1_32"}
+	}
+	out := make([]media.SRTPSuite, 0, len(names))
+	for _, n := range names {
+		if s, err := media.ParseSRTPSuite(n); err == nil {
+			out = append(out, s)
+		}
+	}
+	return out
+}
+
+// sdesAllowed: SDES keys travel only over TLS (RFC 4568 §8.3).
+func sdesAllowed(l *leg) bool { return l.transport == "TLS" }
+
+// acceptOfferSecurityLocked checks an offer from leg l against l's
+// decision: an SRTP leg must offer RTP/SAVP with an acceptable a=crypto; an
+// RTP leg must offer RTP. Keys are taken, not yet used.
+func (c *call) acceptOfferSecurityLocked(l *leg, sd *sessionDesc) error {
+	dec := c.dec[l.side]
 	for i, m := range sd.media {
 		if m.Disabled() {
 			continue
 		}
-		if m.Crypto && from.transport != "TLS" {
-			return fmt.Errorf("%w (m= line %d from %s over %s)", ErrSDESInsecure, i+1, from.peerName, from.transport)
+		if m.Crypto && !sdesAllowed(l) {
+			return fmt.Errorf("%w (m= line %d from %s over %s)", ErrSDESInsecure, i+1, l.peerName, l.transport)
 		}
-		if strings.Contains(m.Proto, "SAVP") {
-			return fmt.Errorf("%w: %s offered %s on m= line %d; this leg carries RTP (%s)",
-				ErrSRTPUnsupported, from.peerName, m.Proto, i+1, c.dec[from.side].Reason)
+		st := c.srtpLocked(l.side, i)
+		st.peerOffered = false
+		switch {
+		case dec.Secure() && !secureProto(m.Proto):
+			return fmt.Errorf("%w: %s offered %s on m= line %d, but %s", ErrSRTPRequired, l.peerName, m.Proto, i+1, dec.Reason)
+		case dec.Secure():
+			cr, err := chooseCrypto(m.Cryptos, peerSuites(l))
+			if err != nil {
+				return fmt.Errorf("%w: %s on m= line %d: %v", ErrSRTPRequired, l.peerName, i+1, err)
+			}
+			st.peerTag, st.peerKeys, st.peerOffered = cr.Tag, cr.Keys, true
+		case secureProto(m.Proto):
+			return fmt.Errorf("%w: %s offered %s on m= line %d; this leg carries RTP: %s", ErrSRTPUnsupported, l.peerName, m.Proto, i+1, dec.Reason)
 		}
 	}
 	return nil
 }
+
+// offerSecurityLocked fills, for the offer sent on leg l, the protocol and
+// ccsbc's a=crypto lines: one per allowed suite, each with keys of its own.
+// Keys already in use on the leg are offered again, so that a re-INVITE
+// that changes nothing keeps the SRTP contexts.
+func (c *call) offerSecurityLocked(l *leg, sd *sessionDesc, ports []localPorts) error {
+	dec := c.dec[l.side]
+	for i, m := range sd.media {
+		if m.Disabled() {
+			continue
+		}
+		st := c.srtpLocked(l.side, i)
+		st.offered = nil
+		if !dec.Secure() {
+			ports[i].Proto = "RTP/AVP"
+			continue
+		}
+		if !sdesAllowed(l) {
+			return fmt.Errorf("%w: leg to %s is %s", ErrSDESInsecure, l.peerName, l.transport)
+		}
+		ports[i].Proto = "RTP/SAVP"
+		for n, suite := range peerSuites(l) {
+			k := st.local
+			if k.Suite != suite {
+				var err error
+				if k, err = media.GenerateSRTPKeys(suite); err != nil {
+					return fmt.Errorf("sip: SRTP keys: %w", err)
+				}
+			}
+			st.offered = append(st.offered, k)
+			ports[i].Crypto = append(ports[i].Crypto, formatCrypto(n+1, k))
+		}
+	}
+	return nil
+}
+
+// acceptAnswerSecurityLocked checks the answer from leg l against what
+// ccsbc offered it: matched by suite, not by tag (RFC 4568 §6.1 lets the
+// answerer keep any tag it likes in practice; Cisco gear does).
+func (c *call) acceptAnswerSecurityLocked(l *leg, sd *sessionDesc) error {
+	dec := c.dec[l.side]
+	for i, m := range sd.media {
+		if m.Disabled() {
+			continue
+		}
+		if m.Crypto && !sdesAllowed(l) {
+			return fmt.Errorf("%w (m= line %d from %s over %s)", ErrSDESInsecure, i+1, l.peerName, l.transport)
+		}
+		st := c.srtpLocked(l.side, i)
+		if !dec.Secure() {
+			if secureProto(m.Proto) {
+				return fmt.Errorf("%w: %s answered %s on m= line %d; this leg carries RTP: %s", ErrSRTPUnsupported, l.peerName, m.Proto, i+1, dec.Reason)
+			}
+			st.remote, st.local = media.SRTPKeys{}, media.SRTPKeys{}
+			continue
+		}
+		if !secureProto(m.Proto) || len(m.Cryptos) == 0 {
+			return fmt.Errorf("%w: %s answered %s without SRTP on m= line %d, but %s", ErrSRTPRequired, l.peerName, m.Proto, i+1, dec.Reason)
+		}
+		if len(m.Cryptos) != 1 {
+			return fmt.Errorf("%w: %s answered %d a=crypto lines on m= line %d; an answer carries one", ErrSRTPRequired, l.peerName, len(m.Cryptos), i+1)
+		}
+		cr, err := parseCrypto(m.Cryptos[0])
+		if err != nil {
+			return fmt.Errorf("%w: %s on m= line %d: %v", ErrSRTPRequired, l.peerName, i+1, err)
+		}
+		var ours media.SRTPKeys
+		for _, k := range st.offered {
+			if k.Suite == cr.Keys.Suite {
+				ours = k
+			}
+		}
+		if ours.Suite == 0 {
+			return fmt.Errorf("%w: %s answered suite %s, which ccsbc did not offer", ErrSRTPRequired, l.peerName, cr.Keys.Suite)
+		}
+		if sameKeys(cr.Keys, ours) {
+			return fmt.Errorf("%w: %s answered with ccsbc's own key", ErrSRTPRequired, l.peerName)
+		}
+		st.setKeys(cr.Keys, ours)
+	}
+	return nil
+}
+
+// answerSecurityLocked fills the answer sent on leg l (the offerer): the
+// protocol and, on an SRTP leg, one a=crypto with the offerer's tag and
+// suite and ccsbc's own key.
+func (c *call) answerSecurityLocked(l *leg, sd *sessionDesc, ports []localPorts) error {
+	dec := c.dec[l.side]
+	for i, m := range sd.media {
+		if m.Disabled() {
+			continue
+		}
+		st := c.srtpLocked(l.side, i)
+		if !dec.Secure() {
+			ports[i].Proto = "RTP/AVP"
+			st.remote, st.local = media.SRTPKeys{}, media.SRTPKeys{}
+			continue
+		}
+		if !st.peerOffered {
+			return fmt.Errorf("%w: no SRTP offer from %s to answer", ErrSRTPRequired, l.peerName)
+		}
+		ours := st.local
+		if ours.Suite != st.peerKeys.Suite {
+			var err error
+			if ours, err = media.GenerateSRTPKeys(st.peerKeys.Suite); err != nil {
+				return fmt.Errorf("sip: SRTP keys: %w", err)
+			}
+		}
+		st.setKeys(st.peerKeys, ours)
+		ports[i].Proto = "RTP/SAVP"
+		ports[i].Crypto = []string{formatCrypto(st.peerTag, ours)}
+	}
+	return nil
+}
+
+// setKeys records the keys of an exchange; the relay's contexts are
+// replaced only when they differ from those in use (a re-INVITE that keeps
+// its keys keeps its SRTP state: rollover counter and replay window).
+func (st *legSRTP) setKeys(remote, local media.SRTPKeys) {
+	if st.applied && sameKeys(st.remote, remote) && sameKeys(st.local, local) {
+		return
+	}
+	st.remote, st.local, st.applied = remote, local, false
+}
+
+// applySRTPLocked gives stream i the transforms its legs' keys call for.
+func (c *call) applySRTPLocked(i int, stream *media.Stream) {
+	for _, side := range []media.Side{media.A, media.B} {
+		st := c.srtpLocked(side, i)
+		if st.applied {
+			continue
+		}
+		if st.remote.Suite == 0 {
+			stream.SetTransform(side, nil, nil)
+			st.applied = true
+			continue
+		}
+		rtp, rtcp, err := media.NewSRTPTransform(st.remote, st.local, media.SRTPOptions{})
+		if err != nil {
+			// Fail closed: without a transform the relay would pass
+			// plaintext on a leg that must be encrypted.
+			c.log.Error("SRTP context", zap.Error(err))
+			stream.SetTransform(side, dropAll{}, dropAll{})
+			continue
+		}
+		stream.SetTransform(side, rtp, rtcp)
+		st.applied = true
+	}
+}
+
+// dropAll is the transform of a leg whose SRTP could not be set up: it
+// passes nothing either way.
+type dropAll struct{}
+
+func (dropAll) Unprotect([]byte, int) (int, error) { return 0, errDropAll }
+func (dropAll) Protect([]byte, int) (int, error)   { return 0, errDropAll }
+
+var errDropAll = errors.New("sip: SRTP not set up on this leg")
 
 // sdpErrorStatus maps an offer/answer failure to a SIP status.
 func sdpErrorStatus(err error) (int, string) {

@@ -26,6 +26,7 @@ type sdpMedia struct {
 	Direction string         // sendrecv, sendonly, recvonly or inactive
 	Hold      bool           // direction other than sendrecv, or c=0.0.0.0
 	Crypto    bool           // carries a=crypto (SDES keys)
+	Cryptos   []string       // the a=crypto values, in the offerer's order
 	Formats   []string
 }
 
@@ -89,6 +90,7 @@ func parseSDP(body []byte) (*sessionDesc, error) {
 				m.Direction = a.Key
 			case "crypto":
 				m.Crypto = true
+				m.Cryptos = append(m.Cryptos, a.Value)
 			}
 		}
 		if m.Direction == "sendrecv" {
@@ -156,10 +158,16 @@ type sdpOrigin struct {
 	last    []byte // last body sent, without the o= line, to detect change
 }
 
-// localPorts are the relay ports ccsbc offers on one leg for one m= line.
+// localPorts are the relay ports ccsbc offers on one leg for one m= line,
+// and how the line is protected on that leg.
 type localPorts struct {
 	RTP, RTCP netip.AddrPort
+	Proto     string   // transport protocol written in m=; "" keeps the original
+	Crypto    []string // ccsbc's a=crypto values for this leg
 }
+
+// SecureProto reports whether an m= protocol is an SRTP profile.
+func secureProto(proto string) bool { return strings.Contains(proto, "SAVP") }
 
 // droppedAttrs are attributes that must not cross ccsbc: ICE would leak the
 // other side's candidates and bypass the relay; keys and DTLS parameters
@@ -203,6 +211,12 @@ func (s *sessionDesc) rewrite(o *sdpOrigin, advertise netip.Addr, ports []localP
 				return nil, fmt.Errorf("sdp: no relay ports for m= line %d", i+1)
 			}
 			nm.MediaName.Port = sdp.RangedPort{Value: int(ports[i].RTP.Port())}
+			if ports[i].Proto != "" {
+				nm.MediaName.Protos = strings.Split(ports[i].Proto, "/")
+			}
+			for _, c := range ports[i].Crypto {
+				nm.Attributes = append(nm.Attributes, sdp.Attribute{Key: "crypto", Value: c})
+			}
 			if !m.Mux {
 				nm.Attributes = append(nm.Attributes, sdp.Attribute{Key: "rtcp", Value: strconv.Itoa(int(ports[i].RTCP.Port()))})
 			}

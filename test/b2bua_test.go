@@ -12,9 +12,9 @@ import (
 
 const g711a = "/usr/share/sip-tester/g711a.pcap" // 7 s of PCMA, shipped by sip-tester
 
-// lab is one loopback lab: ccsbc between a caller (CVP) and a callee
+// sippLab is one loopback lab: ccsbc between a caller (CVP) and a callee
 // (Unified CM), each on addresses of their own.
-type lab struct {
+type sippLab struct {
 	transport  string // udp or tcp
 	sbcIP      string
 	callerIP   string
@@ -26,15 +26,15 @@ type lab struct {
 	inactivity string
 }
 
-func newLab(t *testing.T, transport string) *lab {
-	return &lab{
+func newLab(t *testing.T, transport string) *sippLab {
+	return &sippLab{
 		transport: transport, sbcIP: "127.0.0.1", callerIP: "127.0.0.1", calleeIP: "127.0.0.1",
 		sbc: freePort(t), caller: freePort(t), callee: freePort(t), dead: freePort(t),
 		inactivity: "30s",
 	}
 }
 
-func (l *lab) config() string {
+func (l *sippLab) config() string {
 	lo, hi := mediaRange()
 	return fmt.Sprintf(`model: 1
 log: {level: debug}
@@ -55,7 +55,7 @@ routes:
 }
 
 // sippTransport is SIPp's flag for the lab's transport.
-func (l *lab) sippTransport() []string {
+func (l *sippLab) sippTransport() []string {
 	if l.transport == "tcp" {
 		return []string{"-t", "t1"}
 	}
@@ -63,7 +63,7 @@ func (l *lab) sippTransport() []string {
 }
 
 // uas starts SIPp as Unified CM with the given scenario, echoing RTP.
-func (l *lab) uas(t *testing.T, scen string, extra ...string) *sipp {
+func (l *sippLab) uas(t *testing.T, scen string, extra ...string) *sipp {
 	args := []string{"-sf", scenario(scen), "-i", l.calleeIP, "-p", strconv.Itoa(l.callee),
 		"-mi", l.calleeIP, "-mp", strconv.Itoa(sippMediaPort(t)), "-m", "1", "-timeout", "40s"}
 	args = append(args, l.sippTransport()...)
@@ -73,7 +73,7 @@ func (l *lab) uas(t *testing.T, scen string, extra ...string) *sipp {
 }
 
 // uac starts SIPp as CVP calling user through ccsbc.
-func (l *lab) uac(t *testing.T, scen, user string, extra ...string) *sipp {
+func (l *sippLab) uac(t *testing.T, scen, user string, extra ...string) *sipp {
 	args := []string{fmt.Sprintf("%s:%d", l.sbcIP, l.sbc), "-sf", scenario(scen), "-i", l.callerIP,
 		"-p", strconv.Itoa(l.caller), "-mi", l.callerIP, "-mp", strconv.Itoa(sippMediaPort(t)),
 		"-s", user, "-m", "1", "-timeout", "40s", "-timeout_error"}

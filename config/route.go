@@ -1,6 +1,10 @@
 package config
 
-import "slices"
+import (
+	"slices"
+
+	"github.com/ccsbc/ccsbc/policy"
+)
 
 // Peer returns the peer named name.
 func (c *Config) Peer(name string) (*Peer, bool) {
@@ -57,4 +61,33 @@ func matchUser(pattern, user string) bool {
 		}
 	}
 	return len(user) == len(pattern)
+}
+
+// PeerCodecs is what policy needs of a peer's codecs.
+func (p *Peer) PeerCodecs() policy.PeerCodecs {
+	return policy.PeerCodecs{Name: p.Name, Kind: p.Kind, Codecs: p.Codecs}
+}
+
+// WhisperDecision applies policy.Whisper to a whisper route: the agents are
+// the peers that agent routes go to, the candidates every peer.
+func (c *Config) WhisperDecision(r *Route) policy.WhisperDecision {
+	p, ok := c.Peer(r.To)
+	if !ok {
+		return policy.WhisperDecision{Reason: "no peer " + r.To}
+	}
+	var agents, all []policy.PeerCodecs
+	seen := map[string]bool{}
+	for i := range c.Routes {
+		if c.Routes[i].Leg != policy.LegAgent || seen[c.Routes[i].To] {
+			continue
+		}
+		seen[c.Routes[i].To] = true
+		if ap, ok := c.Peer(c.Routes[i].To); ok {
+			agents = append(agents, ap.PeerCodecs())
+		}
+	}
+	for i := range c.Peers {
+		all = append(all, c.Peers[i].PeerCodecs())
+	}
+	return policy.Whisper(c.Model, p.PeerCodecs(), agents, all)
 }

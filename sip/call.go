@@ -149,7 +149,24 @@ func (s *Server) newCall(req *sip.Request, tx sip.ServerTransaction) {
 		s.respond(req, tx, 404, "Not Found", "no route for "+user)
 		return
 	}
-	outPeer, ok := s.cfg.Peer(route.To)
+	to := route.To
+	if route.Leg == policy.LegWhisper {
+		// Under SRTP Unified CM cannot transcode the announcement: play it
+		// from a peer whose codec the agents speak, or refuse this call
+		// alone (the customer's own call is another dialog, untouched).
+		wd := s.cfg.WhisperDecision(route)
+		if wd.Conflict && wd.To == "" {
+			log.Info("call rejected", zap.String("from_peer", inName), zap.String("user", user), zap.String("result", "488 whisper conflict"), zap.String("reason", wd.Reason))
+			s.nCallsFailed.Add(1)
+			s.respond(req, tx, 488, "Not Acceptable Here", wd.Reason)
+			return
+		}
+		if wd.Conflict {
+			log.Info("whisper rerouted", zap.String("route", route.Name), zap.String("to_peer", wd.To), zap.String("reason", wd.Reason))
+			to = wd.To
+		}
+	}
+	outPeer, ok := s.cfg.Peer(to)
 	if !ok {
 		s.respond(req, tx, 500, "Server Internal Error", "route "+route.Name+" names unknown peer")
 		return

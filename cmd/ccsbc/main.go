@@ -107,23 +107,3 @@ func newLogger(level string) (*zap.Logger, error) {
 	zc.EncoderConfig.EncodeTime = zapcore.ISO8601TimeEncoder
 	return zc.Build()
 }
-
-func cmdCheck(args []string, stdout, stderr io.Writer) int {
-	fs := flag.NewFlagSet("check", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	path := fs.String("config", "", "configuration file to check (required)")
-	if err := fs.Parse(args); err != nil {
-		return 2
-	}
-	if *path == "" {
-		fmt.Fprintln(stderr, "ccsbc check: --config FILE is required")
-		return 2
-	}
-	cfg, err := config.Load(*path)
-	if err != nil {
-		fmt.Fprintf(stderr, "%v\n", err)
-		return 2
-	}
-	printCheck(stdout, cfg)
-	return 0
-}

@@ -130,19 +130,20 @@ func (s *Server) onInvite(req *sip.Request, tx sip.ServerTransaction) {
 }
 
 func (s *Server) newCall(req *sip.Request, tx sip.ServerTransaction) {
+	cfg := s.config() // one configuration for the whole call, across reloads
 	log := s.log.With(zap.String("call_id", req.CallID().Value()))
 	inL := s.listenerFor(req, tx)
 	if inL == nil {
 		s.respond(req, tx, 500, "Server Internal Error", "no listener for "+req.Transport())
 		return
 	}
-	inPeer := s.identifyPeer(req, tx)
+	inPeer := s.identifyPeer(cfg, req, tx)
 	inName := req.Source()
 	if inPeer != nil {
 		inName = inPeer.Name
 	}
 	user := req.Recipient.User
-	route, ok := s.cfg.Route(peerNameOrEmpty(inPeer), user)
+	route, ok := cfg.Route(peerNameOrEmpty(inPeer), user)
 	if !ok {
 		log.Info("call rejected", zap.String("from_peer", inName), zap.String("user", user), zap.String("result", "404 no route"))
 		s.nCallsFailed.Add(1)
@@ -154,7 +155,7 @@ func (s *Server) newCall(req *sip.Request, tx sip.ServerTransaction) {
 		// Under SRTP Unified CM cannot transcode the announcement: play it
 		// from a peer whose codec the agents speak, or refuse this call
 		// alone (the customer's own call is another dialog, untouched).
-		wd := s.cfg.WhisperDecision(route)
+		wd := cfg.WhisperDecision(route)
 		if wd.Conflict && wd.To == "" {
 			log.Info("call rejected", zap.String("from_peer", inName), zap.String("user", user), zap.String("result", "488 whisper conflict"), zap.String("reason", wd.Reason))
 			s.nCallsFailed.Add(1)
@@ -166,7 +167,7 @@ func (s *Server) newCall(req *sip.Request, tx sip.ServerTransaction) {
 			to = wd.To
 		}
 	}
-	outPeer, ok := s.cfg.Peer(to)
+	outPeer, ok := cfg.Peer(to)
 	if !ok {
 		s.respond(req, tx, 500, "Server Internal Error", "route "+route.Name+" names unknown peer")
 		return
@@ -194,8 +195,8 @@ func (s *Server) newCall(req *sip.Request, tx sip.ServerTransaction) {
 	if inPeer != nil && inPeer.Kind == "dialer" {
 		inClass, st.DialerConnected = policy.LegDialer, true
 	}
-	inDec := policy.DecideLeg(s.cfg.Model, inClass, policy.Peer{Name: in.peerName, Transport: policy.Transport(strings.ToLower(in.transport)), SRTP: inPeer != nil && inPeer.SRTP}, st)
-	outDec := policy.DecideLeg(s.cfg.Model, route.Leg, policy.Peer{Name: outPeer.Name, Transport: outPeer.Transport, SRTP: outPeer.SRTP}, st)
+	inDec := policy.DecideLeg(cfg.Model, inClass, policy.Peer{Name: in.peerName, Transport: policy.Transport(strings.ToLower(in.transport)), SRTP: inPeer != nil && inPeer.SRTP}, st)
+	outDec := policy.DecideLeg(cfg.Model, route.Leg, policy.Peer{Name: outPeer.Name, Transport: outPeer.Transport, SRTP: outPeer.SRTP}, st)
 	c.dec = [2]policy.Decision{inDec, outDec}
 	c.log = log.With(zap.String("out_call_id", out.callID))
 	s.nCallsStarted.Add(1)

@@ -49,7 +49,8 @@ type Counters struct {
 
 // Server is the B2BUA. Create it with New, start it with Run.
 type Server struct {
-	cfg   *config.Config
+	cfg   *config.Config                // the configuration started with: listeners, TLS, media
+	live  atomic.Pointer[config.Config] // peers, routes and policy: replaced by Reload
 	log   *zap.Logger
 	media *media.Manager
 
@@ -61,6 +62,7 @@ type Server struct {
 	peerVerifier *config.PeerVerifier
 
 	listeners []*listener
+	serverTLS atomic.Pointer[tls.Config]
 
 	calls    sync.Map // dialog key (Call-ID "|" our tag) → *call
 	active   sync.WaitGroup
@@ -84,6 +86,7 @@ type listener struct {
 // until Run.
 func New(cfg *config.Config, log *zap.Logger) (*Server, error) {
 	s := &Server{cfg: cfg, log: log, ready: make(chan struct{})}
+	s.live.Store(cfg)
 	sip.SetDefaultLogger(newSlogBridge(log.Named("sipgo")))
 
 	needTLS := false
@@ -262,11 +265,17 @@ func (s *Server) bind(ctx context.Context, lc config.Listener) (*listener, func(
 		if lc.Transport == policy.TCP {
 			return l, func() error { return s.srv.ServeTCP(fl) }, nil
 		}
-		conf, err := config.ServerTLSConfig(&s.cfg.TLS, s.cert, s.cfg.Peers)
-		if err != nil {
-			tl.Close()
-			return nil, nil, fmt.Errorf("sip: tls listener %s: %w", lc.Address, err)
+		// The accepted client certificates follow the peers of the live
+		// configuration, rebuilt at each Reload.
+		if s.serverTLS.Load() == nil {
+			conf, err := config.ServerTLSConfig(&s.cfg.TLS, s.cert, s.cfg.Peers)
+			if err != nil {
+				tl.Close()
+				return nil, nil, fmt.Errorf("sip: tls listener %s: %w", lc.Address, err)
+			}
+			s.serverTLS.Store(conf)
 		}
+		conf := &tls.Config{GetConfigForClient: func(*tls.ClientHelloInfo) (*tls.Config, error) { return s.serverTLS.Load(), nil }}
 		hl := &handshakeListener{Listener: fl, conf: conf, timeout: s.cfg.TLS.HandshakeTimeout, failed: &s.nTLSFail, log: s.log}
 		return l, func() error { return s.srv.ServeTLS(hl) }, nil
 	}
@@ -355,23 +364,23 @@ func (s *Server) listenerForTransport(t string) *listener {
 // client certificate pinned to a peer; the exact source address; on TCP/TLS
 // (ephemeral source ports) a peer at the source IP whose address is the
 // Via sent-by; the only peer at the source IP. Unknown sources get nil.
-func (s *Server) identifyPeer(req *sip.Request, tx sip.ServerTransaction) *config.Peer {
+func (s *Server) identifyPeer(cfg *config.Config, req *sip.Request, tx sip.ServerTransaction) *config.Peer {
 	src, err := netip.ParseAddrPort(req.Source())
 	if err != nil {
 		return nil
 	}
 	src = netip.AddrPortFrom(src.Addr().Unmap(), src.Port())
 	if fp := peerCertFingerprint(tx); fp != "" {
-		for i := range s.cfg.Peers {
-			p := &s.cfg.Peers[i]
+		for i := range cfg.Peers {
+			p := &cfg.Peers[i]
 			if p.Verify == "fingerprint" && equalFingerprint(p.Fingerprint, fp) {
 				return p
 			}
 		}
 	}
 	var sameIP []*config.Peer
-	for i := range s.cfg.Peers {
-		p := &s.cfg.Peers[i]
+	for i := range cfg.Peers {
+		p := &cfg.Peers[i]
 		if p.Address == src {
 			return p
 		}
@@ -511,3 +520,72 @@ func (s *Server) findCall(req *sip.Request) (*call, *leg) {
 }
 
 var errNoConn = errors.New("sip: no connection")
+
+// config is the live configuration: peers, routes and policy for new calls.
+func (s *Server) config() *config.Config { return s.live.Load() }
+
+// ErrReloadRefused wraps the reason a new configuration was not taken.
+var ErrReloadRefused = errors.New("sip: reload refused")
+
+// Reload replaces peers, routes and policy for new calls; established calls
+// keep the configuration they started with. Listeners, TLS settings and the
+// media relay are bound at start: a configuration that changes them is
+// refused (restart to apply it), and the running one is kept.
+func (s *Server) Reload(next *config.Config) error {
+	if err := next.Validate(); err != nil {
+		return fmt.Errorf("%w: %v", ErrReloadRefused, err)
+	}
+	if diff := bootDiff(s.cfg, next); diff != "" {
+		return fmt.Errorf("%w: %s changed; restart ccsbc to apply it", ErrReloadRefused, diff)
+	}
+	if s.serverTLS.Load() != nil {
+		conf, err := config.ServerTLSConfig(&next.TLS, s.cert, next.Peers)
+		if err != nil {
+			return fmt.Errorf("%w: %v", ErrReloadRefused, err)
+		}
+		s.serverTLS.Store(conf)
+	}
+	s.live.Store(next)
+	s.log.Info("configuration reloaded", zap.String("file", next.File), zap.Stringer("model", next.Model),
+		zap.Int("peers", len(next.Peers)), zap.Int("routes", len(next.Routes)))
+	return nil
+}
+
+// bootDiff names the first section that Reload cannot apply, or "".
+func bootDiff(a, b *config.Config) string {
+	if len(a.Listeners) != len(b.Listeners) {
+		return "listeners"
+	}
+	for i := range a.Listeners {
+		x, y := a.Listeners[i], b.Listeners[i]
+		if x.Transport != y.Transport || x.Address != y.Address || fmt.Sprint(x.Allow) != fmt.Sprint(y.Allow) {
+			return "listeners"
+		}
+	}
+	if a.TLS != b.TLS {
+		return "tls"
+	}
+	if a.Media != b.Media {
+		return "media"
+	}
+	return ""
+}
+
+// Drain stops taking calls (new INVITEs get 503, OPTIONS 503 so that
+// peers fail over) and waits for the established calls to end, at most
+// timeout; then it ends the rest with BYE on both legs.
+func (s *Server) Drain(timeout time.Duration) {
+	if !s.draining.CompareAndSwap(false, true) {
+		return
+	}
+	s.log.Info("draining", zap.Int("active_calls", s.ActiveCalls()), zap.Duration("timeout", timeout))
+	done := make(chan struct{})
+	go func() { s.active.Wait(); close(done) }()
+	select {
+	case <-done:
+		s.log.Info("drained")
+	case <-time.After(timeout):
+		s.log.Info("drain timeout: ending the remaining calls", zap.Int("active_calls", s.ActiveCalls()))
+		s.endAll("drain timeout")
+	}
+}

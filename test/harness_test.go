@@ -86,10 +86,23 @@ func ccsbcBinary(t *testing.T) string {
 
 // daemon is a running ccsbc.
 type daemon struct {
-	t   *testing.T
-	cmd *exec.Cmd
-	log string // path of its stderr (JSON log lines)
-	dir string
+	t      *testing.T
+	cmd    *exec.Cmd
+	log    string // path of its stderr (JSON log lines)
+	dir    string
+	conf   string // its configuration file
+	exited chan struct{}
+}
+
+// reload rewrites the configuration file and sends SIGHUP.
+func (d *daemon) reload(cfg string) {
+	d.t.Helper()
+	if err := os.WriteFile(d.conf, []byte(cfg), 0o600); err != nil {
+		d.t.Fatal(err)
+	}
+	if err := d.cmd.Process.Signal(syscall.SIGHUP); err != nil {
+		d.t.Fatal(err)
+	}
 }
 
 // startCCSBC writes cfg to a file and runs `ccsbc run --config FILE` until
@@ -106,14 +119,14 @@ func startCCSBC(t *testing.T, cfg string, listeners int) *daemon {
 	if err != nil {
 		t.Fatal(err)
 	}
-	cmd := exec.Command(bin, "run", "--config", path)
+	cmd := exec.Command(bin, "run", "--config", path, "--drain-timeout", "20s")
 	cmd.Stdout, cmd.Stderr = logf, logf
 	cmd.Env = append(os.Environ(), "STATE_DIRECTORY="+filepath.Join(dir, "state"))
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	d := &daemon{t: t, cmd: cmd, log: logf.Name(), dir: dir}
 	exited := make(chan struct{})
+	d := &daemon{t: t, cmd: cmd, log: logf.Name(), dir: dir, conf: path, exited: exited}
 	go func() { _ = cmd.Wait(); close(exited) }()
 	t.Cleanup(func() {
 		_ = cmd.Process.Signal(syscall.SIGTERM)

@@ -11,6 +11,7 @@ import (
 	"os"
 	"os/signal"
 	"syscall"
+	"time"
 
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
@@ -57,6 +58,7 @@ func cmdRun(args []string, stderr io.Writer) int {
 	fs := flag.NewFlagSet("run", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	path := fs.String("config", "", "configuration file (default: the embedded loopback lab)")
+	drain := fs.Duration("drain-timeout", 30*time.Second, "on SIGTERM, how long established calls may run on before both legs get BYE")
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
@@ -85,14 +87,54 @@ func cmdRun(args []string, stderr io.Writer) int {
 		log.Error("cannot start", zap.Error(err))
 		return 1
 	}
-	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	// SIGHUP reloads peers, routes and policy; SIGTERM (or Ctrl-C) drains:
+	// new calls get 503, established calls run on for --drain-timeout.
+	// A second SIGTERM stops at once.
+	ctx, stop := context.WithCancel(context.Background())
 	defer stop()
+	sigs := make(chan os.Signal, 4)
+	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP)
+	defer signal.Stop(sigs)
+	go func() {
+		draining := false
+		for sig := range sigs {
+			switch {
+			case sig == syscall.SIGHUP:
+				reload(srv, *path, log)
+			case draining:
+				stop()
+			default:
+				draining = true
+				go func() { srv.Drain(*drain); stop() }()
+			}
+		}
+	}()
 	if err := srv.Run(ctx); err != nil && !errors.Is(err, context.Canceled) {
 		log.Error("stopped", zap.Error(err))
 		return 1
 	}
 	log.Info("stopped")
 	return 0
+}
+
+// reload re-reads the configuration file; a file that fails validation is
+// refused and the running configuration kept, with the reason logged.
+func reload(srv *sip.Server, path string, log *zap.Logger) {
+	if path == "" {
+		log.Warn("reload ignored: running on the embedded default (start with --config FILE to reload)")
+		return
+	}
+	cfg, err := config.Load(path)
+	if err == nil {
+		err = srv.Reload(cfg)
+	}
+	if err != nil {
+		log.Error("reload refused; the running configuration stays", zap.String("file", path), zap.Error(err))
+		return
+	}
+	for _, w := range cfg.Warnings() {
+		log.Warn("config warning", zap.String("warning", w))
+	}
 }
 
 func newLogger(level string) (*zap.Logger, error) {

@@ -254,6 +254,9 @@ func (s *Server) inboundLeg(req *sip.Request, tx sip.ServerTransaction, l *liste
 	if src, err := netip.ParseAddrPort(req.Source()); err == nil {
 		in.signalIP = src.Addr().Unmap()
 	}
+	if st, ok := tlsState(tx); ok {
+		in.setTLS(st)
+	}
 	return in
 }
 
@@ -708,12 +711,17 @@ func (c *call) end(reason string, byeIn, byeOut bool) {
 		} else {
 			c.s.nCallsFailed.Add(1)
 		}
+		stats := make([]media.StreamStats, len(streams))
 		for i, st := range streams {
-			stats := st.Stats()
-			fields = append(fields, zap.Any(fmt.Sprintf("media%d", i), stats))
+			if st == nil {
+				continue
+			}
+			stats[i] = st.Stats()
+			fields = append(fields, zap.Any(fmt.Sprintf("media%d", i), stats[i]))
 			st.Close()
 		}
 		c.log.Info("call end", fields...)
+		c.s.audit.Info("call", c.auditFields(reason, answered, stats)...)
 		c.s.calls.Delete(dialogKey(c.in.callID, c.in.localTag))
 		c.s.calls.Delete(dialogKey(c.out.callID, c.out.localTag))
 		c.s.active.Done()
@@ -779,7 +787,7 @@ func (s *Server) prepare(ctx context.Context, l *leg, req *sip.Request) error {
 		req.PrependHeader(via)
 	}
 	if l.transport == "TLS" && l.peer != nil && l == l.peerLegOut() {
-		if err := s.checkPeerConn(ctx, l.peer, req); err != nil {
+		if err := s.checkPeerConn(ctx, l.peer, l, req); err != nil {
 			return err
 		}
 	}

@@ -1,6 +1,7 @@
 package sip
 
 import (
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"net/netip"
@@ -44,6 +45,7 @@ type leg struct {
 	signalIP netip.Addr // where this leg's SIP comes from, for media latching
 
 	mu           sync.Mutex // guards the fields below
+	tls          tlsInfo
 	remoteTag    string
 	remoteTarget sip.Uri
 	routeSet     []sip.Uri
@@ -145,6 +147,19 @@ func (l *leg) learnTarget(req *sip.Request) {
 		l.remoteTarget = *c.Address.Clone()
 		l.mu.Unlock()
 	}
+}
+
+func (l *leg) setTLS(st tls.ConnectionState) {
+	ti := describeTLS(st)
+	l.mu.Lock()
+	l.tls = ti
+	l.mu.Unlock()
+}
+
+func (l *leg) tlsInfo() tlsInfo {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.tls
 }
 
 func (l *leg) getRemoteTag() string {

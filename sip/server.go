@@ -49,6 +49,7 @@ type Counters struct {
 
 // Server is the B2BUA. Create it with New, start it with Run.
 type Server struct {
+	audit *zap.Logger                   // one security record per call ("audit" logger)
 	cfg   *config.Config                // the configuration started with: listeners, TLS, media
 	live  atomic.Pointer[config.Config] // peers, routes and policy: replaced by Reload
 	log   *zap.Logger
@@ -85,7 +86,7 @@ type listener struct {
 // New prepares a server from a validated configuration; nothing is bound
 // until Run.
 func New(cfg *config.Config, log *zap.Logger) (*Server, error) {
-	s := &Server{cfg: cfg, log: log, ready: make(chan struct{})}
+	s := &Server{cfg: cfg, log: log, audit: log.Named("audit"), ready: make(chan struct{})}
 	s.live.Store(cfg)
 	sip.SetDefaultLogger(newSlogBridge(log.Named("sipgo")))
 

@@ -135,7 +135,7 @@ func equalFingerprint(configured, actual string) bool {
 // established and verified for peer p before anything is written on it. A
 // connection that fails verification is closed; the caller fails the call
 // (no retry over another transport).
-func (s *Server) checkPeerConn(ctx context.Context, p *config.Peer, req *sip.Request) error {
+func (s *Server) checkPeerConn(ctx context.Context, p *config.Peer, l *leg, req *sip.Request) error {
 	ctx, cancel := context.WithTimeout(ctx, peerResponseTimeout)
 	defer cancel()
 	conn, err := s.ua.TransportLayer().ClientRequestConnection(ctx, req)
@@ -152,12 +152,32 @@ func (s *Server) checkPeerConn(ctx context.Context, p *config.Peer, req *sip.Req
 	if !ok {
 		return fmt.Errorf("%w: %s: not a TLS connection", ErrPeerTLS, p.Name)
 	}
-	if err := s.peerVerifier.Verify(p, tconn.ConnectionState()); err != nil {
+	st := tconn.ConnectionState()
+	if err := s.peerVerifier.Verify(p, st); err != nil {
 		s.nTLSFail.Add(1)
 		tconn.Close()
 		return fmt.Errorf("%w: %v", ErrPeerTLS, err)
 	}
+	if l != nil {
+		l.setTLS(st)
+	}
 	return nil
+}
+
+// tlsInfo is what the audit record says of a leg's TLS connection.
+type tlsInfo struct {
+	Version  string `json:"tls_version,omitempty"`
+	Cipher   string `json:"tls_cipher,omitempty"`
+	Identity string `json:"peer_certificate,omitempty"` // subject and SHA-256 of the peer's certificate
+}
+
+func describeTLS(st tls.ConnectionState) tlsInfo {
+	ti := tlsInfo{Version: tlsVersionName(st.Version), Cipher: tls.CipherSuiteName(st.CipherSuite)}
+	if len(st.PeerCertificates) > 0 {
+		c := st.PeerCertificates[0]
+		ti.Identity = c.Subject.String() + " sha256:" + config.Fingerprint(c.Raw)
+	}
+	return ti
 }
 
 // shortErr keeps the last, most specific part of a wrapped network error.

@@ -1,0 +1,83 @@
+package sip
+
+import (
+	"time"
+
+	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
+
+	"github.com/ccsbc/ccsbc/media"
+	"github.com/ccsbc/ccsbc/policy"
+)
+
+// The security audit record: one JSON line per call, written when it ends,
+// by the logger named "audit". For each leg: the peer, the identity its
+// certificate proved, transport, TLS version and cipher, media protection
+// and suite, packets relayed, authentication failures and replays, and the
+// policy reason. Never a key.
+
+type auditLeg struct {
+	side   media.Side
+	l      *leg
+	dec    policy.Decision
+	suite  string
+	ti     tlsInfo
+	totals media.SideStats
+}
+
+func (a auditLeg) MarshalLogObject(enc zapcore.ObjectEncoder) error {
+	enc.AddString("peer", a.l.peerName)
+	enc.AddString("transport", a.l.transport)
+	if a.ti.Version != "" {
+		enc.AddString("tls_version", a.ti.Version)
+		enc.AddString("tls_cipher", a.ti.Cipher)
+	}
+	if a.ti.Identity != "" {
+		enc.AddString("peer_certificate", a.ti.Identity)
+	}
+	enc.AddString("media", string(a.dec.Protection))
+	if a.suite != "" {
+		enc.AddString("srtp_suite", a.suite)
+	}
+	enc.AddUint64("packets_in", a.totals.PacketsIn)
+	enc.AddUint64("packets_out", a.totals.PacketsOut)
+	enc.AddUint64("auth_failures", a.totals.Drops.AuthFailed)
+	enc.AddUint64("replays", a.totals.Drops.Replayed)
+	enc.AddString("policy", a.dec.Reason)
+	return nil
+}
+
+// auditFields builds the record from the call's legs and its streams'
+// final counters (summed over m= lines).
+func (c *call) auditFields(reason string, answered time.Time, stats []media.StreamStats) []zap.Field {
+	legs := [2]auditLeg{{side: media.A, l: c.in, dec: c.dec[media.A]}, {side: media.B, l: c.out, dec: c.dec[media.B]}}
+	c.mu.Lock()
+	for i := range legs {
+		legs[i].ti = legs[i].l.tlsInfo()
+		for _, st := range c.srtp[legs[i].side] {
+			if st.local.Suite != 0 {
+				legs[i].suite = st.local.Suite.String()
+			}
+		}
+	}
+	c.mu.Unlock()
+	for _, s := range stats {
+		for i, side := range []media.SideStats{s.A, s.B} {
+			t := &legs[i].totals
+			t.PacketsIn += side.PacketsIn
+			t.PacketsOut += side.PacketsOut
+			t.Drops.AuthFailed += side.Drops.AuthFailed
+			t.Drops.Replayed += side.Drops.Replayed
+		}
+	}
+	fields := []zap.Field{
+		zap.String("call_id", c.in.callID), zap.String("out_call_id", c.out.callID),
+		zap.String("route", c.route.Name), zap.String("leg_class", string(c.route.Leg)),
+		zap.Time("start", c.start), zap.String("result", reason),
+		zap.Object("inbound", legs[0]), zap.Object("outbound", legs[1]),
+	}
+	if !answered.IsZero() {
+		fields = append(fields, zap.Time("answered", answered))
+	}
+	return fields
+}

@@ -463,3 +463,56 @@ routes:
 	}
 	_ = d
 }
+
+// TestSourceNotAllowed: a source outside a listener's allow list gets no
+// answer on UDP and a closed connection on TCP; allowed sources still do.
+func TestSourceNotAllowed(t *testing.T) {
+	needTool(t, "sipp")
+	port := freePort(t)
+	lo, hi := mediaRange()
+	cfg := fmt.Sprintf(`model: 1
+listeners:
+  - {transport: udp, address: "127.0.0.1:%[1]d", allow: [127.0.0.2/32]}
+  - {transport: tcp, address: "127.0.0.1:%[1]d", allow: [127.0.0.2/32]}
+media: {bind: 127.0.0.1, ports: %d-%d}
+peers:
+  - {name: cucm, address: "127.0.0.1:%d", transport: udp}
+routes:
+  - {user: 1xxx, to: cucm, leg: agent}
+`, port, lo, hi, freePort(t))
+	startCCSBC(t, cfg, 2)
+	addr := fmt.Sprintf("127.0.0.1:%d", port)
+	options := "OPTIONS sip:ping@" + addr + " SIP/2.0\r\nVia: SIP/2.0/UDP LOCAL;rport;branch=z9hG4bKopt%s\r\n" +
+		"From: <sip:probe@127.0.0.1>;tag=1\r\nTo: <sip:ping@127.0.0.1>\r\nCall-ID: opt-%s\r\nCSeq: 1 OPTIONS\r\nMax-Forwards: 70\r\nContent-Length: 0\r\n\r\n"
+	// From 127.0.0.1: not in the list, no answer.
+	if got := sendUDP(t, addr, fmt.Sprintf(options, "a", "a"), time.Second); len(got) != 0 {
+		t.Errorf("a refused source got an answer: %q", firstLine(got[0]))
+	}
+	// From 127.0.0.2: answered.
+	c, err := net.ListenPacket("udp", "127.0.0.2:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	ua, _ := net.ResolveUDPAddr("udp", addr)
+	msg := strings.ReplaceAll(fmt.Sprintf(options, "b", "b"), "LOCAL", c.LocalAddr().String())
+	c.WriteTo([]byte(msg), ua)
+	c.SetReadDeadline(time.Now().Add(2 * time.Second))
+	buf := make([]byte, 4096)
+	if n, _, err := c.ReadFrom(buf); err != nil || !strings.HasPrefix(string(buf[:n]), "SIP/2.0 200") {
+		t.Errorf("allowed source: %v %q", err, buf[:n])
+	}
+	// TCP from 127.0.0.1: accepted by the kernel, closed by ccsbc at once.
+	tc, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tc.Close()
+	tc.Write([]byte(strings.ReplaceAll(fmt.Sprintf(options, "c", "c"), "UDP", "TCP")))
+	tc.SetReadDeadline(time.Now().Add(2 * time.Second))
+	if n, err := tc.Read(buf); err == nil {
+		t.Errorf("refused TCP source got %q", buf[:n])
+	} else if ne, ok := err.(net.Error); ok && ne.Timeout() {
+		t.Errorf("refused TCP connection left open")
+	}
+}

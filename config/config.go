@@ -34,6 +34,9 @@ type Config struct {
 	// Routes map inbound calls to an outbound peer and a leg class; the
 	// first route that matches wins.
 	Routes []Route `yaml:"routes"`
+	// Admin configures the admin HTTP listener: metrics, health,
+	// readiness, active calls, reload and drain.
+	Admin Admin `yaml:"admin"`
 
 	// File is the path the config was read from ("" for the embedded default).
 	File string `yaml:"-"`
@@ -46,6 +49,9 @@ type Config struct {
 	// inactivitySet records that media.inactivity_timeout was written, so
 	// that an explicit 0 (disabled) is not taken for "unset".
 	inactivitySet bool
+	// adminListenSet records that admin.listen was written, so that
+	// listen: "" (disabled) is not taken for "unset".
+	adminListenSet bool
 }
 
 // Log configures logging.
@@ -183,5 +189,76 @@ type Route struct {
 	Leg policy.LegClass `yaml:"leg"`
 
 	// Line is where the route starts in the file (0 if built in code).
+	Line int `yaml:"-"`
+}
+
+// Admin roles, from least to most privileged. Each includes the ones
+// before it.
+const (
+	// AdminRoleRead reads: readiness, metrics, active calls.
+	AdminRoleRead = "read"
+	// AdminRoleOperate is read plus the actions of an on-call operator:
+	// reload and drain.
+	AdminRoleOperate = "operate"
+	// AdminRoleAdmin is everything, including changing the log level.
+	AdminRoleAdmin = "admin"
+)
+
+// AdminRoles lists the roles in order of privilege.
+var AdminRoles = []string{AdminRoleRead, AdminRoleOperate, AdminRoleAdmin}
+
+// Admin configures the admin HTTP listener. Every endpoint but /healthz
+// needs a credential, a bearer token or a client certificate, whose role
+// allows it. With no tokens and no clients only /healthz answers.
+type Admin struct {
+	// Listen is the IP:port the admin listener binds. Default
+	// 127.0.0.1:9060, loopback only. Written as "" it disables the
+	// listener (in code: a zero Listen before ApplyDefaults becomes the
+	// default; set it to the zero AddrPort after ApplyDefaults to
+	// disable). A non-loopback address without TLS is reported as a
+	// warning: tokens and call data would cross the network in clear.
+	Listen netip.AddrPort `yaml:"listen"`
+	// TLS serves HTTPS with the instance certificate (see TLS) and asks
+	// clients for a certificate, which Clients may then authenticate.
+	// Default false: plain HTTP, fit for loopback only.
+	TLS bool `yaml:"tls"`
+	// Tokens are the bearer tokens accepted, stored hashed. Default none.
+	Tokens []AdminToken `yaml:"tokens"`
+	// Clients are the client certificates accepted (TLS only), pinned by
+	// fingerprint. Default none.
+	Clients []AdminClient `yaml:"clients"`
+}
+
+// Enabled reports whether the admin listener is to be started.
+func (a *Admin) Enabled() bool { return a.Listen.IsValid() }
+
+// AdminToken is one bearer token and the role it grants.
+type AdminToken struct {
+	// Name identifies whoever holds the token in logs. Required, unique
+	// among tokens and clients.
+	Name string `yaml:"name"`
+	// SHA256 is the SHA-256 of the token, 64 hex digits: the token itself
+	// is never written in the configuration. `ccsbc admin hash-token`
+	// prints it. Required, unique.
+	SHA256 string `yaml:"sha256"`
+	// Role is read, operate or admin. Required.
+	Role string `yaml:"role"`
+
+	// Line is where the token starts in the file (0 if built in code).
+	Line int `yaml:"-"`
+}
+
+// AdminClient is one client certificate and the role it grants.
+type AdminClient struct {
+	// Name identifies the client in logs. Required, unique among tokens
+	// and clients.
+	Name string `yaml:"name"`
+	// Fingerprint is the SHA-256 of the client's certificate, hex with or
+	// without colons, as peers are pinned. Required, unique.
+	Fingerprint string `yaml:"fingerprint"`
+	// Role is read, operate or admin. Required.
+	Role string `yaml:"role"`
+
+	// Line is where the client starts in the file (0 if built in code).
 	Line int `yaml:"-"`
 }

@@ -421,6 +421,7 @@ func (d *decoder) config(n *yaml.Node, c *Config) {
 		{"media", func(v *yaml.Node, p string) { d.media(v, p, c) }},
 		bind("peers", &c.Peers, list(d, "- {name: cucm, address: 127.0.0.1:5081}", d.peer)),
 		bind("routes", &c.Routes, list(d, "- {user: 1xxx, to: cucm, leg: agent}", d.route)),
+		{"admin", func(v *yaml.Node, p string) { d.admin(v, p, c) }},
 	})
 	if v := resolve(n); v.Kind != yaml.MappingNode && !isNull(v) {
 		d.fatal = true
@@ -500,6 +501,54 @@ func (d *decoder) route(n *yaml.Node, path string) Route {
 		bind("leg", &r.Leg, d.legClass),
 	})
 	return r
+}
+
+func (d *decoder) admin(n *yaml.Node, path string, c *Config) {
+	a := &c.Admin
+	d.mapping(n, path, "admin", []field{
+		{"listen", func(v *yaml.Node, p string) {
+			a.Listen, c.adminListenSet = d.adminListen(v, p)
+		}},
+		bind("tls", &a.TLS, d.boolean),
+		bind("tokens", &a.Tokens, list(d, "- {name: grafana, sha256: <from ccsbc admin hash-token>, role: read}", d.adminToken)),
+		bind("clients", &a.Clients, list(d, "- {name: nms, fingerprint: <sha256 of its certificate>, role: read}", d.adminClient)),
+	})
+}
+
+// adminListen decodes admin.listen: an IP:port, or "" for disabled. set
+// is false when the key is null, which leaves the default.
+func (d *decoder) adminListen(n *yaml.Node, path string) (ap netip.AddrPort, set bool) {
+	v := resolve(n)
+	switch {
+	case isNull(v):
+		return netip.AddrPort{}, false
+	case v.Kind == yaml.ScalarNode && v.ShortTag() == "!!str" && v.Value == "":
+		return netip.AddrPort{}, true
+	case v.Kind == yaml.ScalarNode && v.ShortTag() == "!!bool":
+		d.invalid(n, path, "%q is not an IP:port; write \"\" to disable the admin listener, or an address such as 127.0.0.1:9060", v.Value)
+		return netip.AddrPort{}, true
+	}
+	return d.addrPort(n, path), true
+}
+
+func (d *decoder) adminToken(n *yaml.Node, path string) AdminToken {
+	t := AdminToken{Line: n.Line}
+	d.mapping(n, path, "an admin token", []field{
+		bind("name", &t.Name, d.str),
+		bind("sha256", &t.SHA256, d.str),
+		bind("role", &t.Role, d.str),
+	})
+	return t
+}
+
+func (d *decoder) adminClient(n *yaml.Node, path string) AdminClient {
+	c := AdminClient{Line: n.Line}
+	d.mapping(n, path, "an admin client", []field{
+		bind("name", &c.Name, d.str),
+		bind("fingerprint", &c.Fingerprint, d.str),
+		bind("role", &c.Role, d.str),
+	})
+	return c
 }
 
 // Scalars. Each returns the zero value for null (an unset key) and for a

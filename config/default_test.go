@@ -69,6 +69,10 @@ func TestDefault(t *testing.T) {
 		}
 	}
 
+	if a := c.Admin; a.Listen != netip.MustParseAddrPort("127.0.0.1:9060") || a.TLS || len(a.Tokens) != 0 || len(a.Clients) != 0 {
+		t.Errorf("admin = %+v, want 127.0.0.1:9060 without TLS or credentials", a)
+	}
+
 	wantRoutes := []struct {
 		user, to string
 		leg      policy.LegClass

@@ -21,7 +21,13 @@ const (
 	defaultPeerKind          = "other"
 )
 
-var defaultMediaBind = netip.AddrFrom4([4]byte{127, 0, 0, 1})
+var (
+	defaultMediaBind = netip.AddrFrom4([4]byte{127, 0, 0, 1})
+	// defaultAdminListen is loopback only: the admin listener is reached
+	// from the host itself (or through a tunnel) unless an operator
+	// decides otherwise.
+	defaultAdminListen = netip.AddrPortFrom(netip.AddrFrom4([4]byte{127, 0, 0, 1}), 9060)
+)
 
 // ApplyDefaults fills every unset field with its documented default. It
 // only fills zero values, so calling it twice changes nothing. Load and
@@ -84,5 +90,9 @@ func (c *Config) ApplyDefaults() {
 		if c.Routes[i].Name == "" {
 			c.Routes[i].Name = "route " + strconv.Itoa(i+1)
 		}
+	}
+
+	if !c.Admin.Listen.IsValid() && !c.adminListenSet {
+		c.Admin.Listen = defaultAdminListen
 	}
 }

@@ -14,6 +14,7 @@ func FuzzParse(f *testing.F) {
 	f.Add([]byte("a: &a [x, x]\nb: &b [*a, *a]\npeers: [*b, *b]\n"))
 	f.Add([]byte("peers:\n  - &p {name: a, <<: *p}\n"))
 	f.Add([]byte("- [\n"))
+	f.Add([]byte("admin:\n  listen: \"\"\n  tls: true\n  tokens: [{name: a, sha256: x, role: y}]\n  clients: [{name: a, fingerprint: zz}]\n"))
 	f.Fuzz(func(t *testing.T, data []byte) {
 		c, err := Parse("fuzz.yaml", data)
 		if err == nil {

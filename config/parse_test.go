@@ -545,7 +545,7 @@ listeners:
 		{
 			name: "top level is a list",
 			yaml: "- model: 1\n",
-			want: []string{`lab.yaml:1: the file must be a mapping of keys (model, log, listeners, tls, media, peers, routes), got a list`},
+			want: []string{`lab.yaml:1: the file must be a mapping of keys (model, log, listeners, tls, media, peers, routes, admin), got a list`},
 		},
 		{
 			name: "bad merge",
@@ -733,6 +733,8 @@ func TestApplyDefaults(t *testing.T) {
 			{"peers[1].verify", c.Peers[1].Verify, VerifyFingerprint},
 			{"routes[0].name", c.Routes[0].Name, "route 1"},
 			{"routes[1].name", c.Routes[1].Name, "kept"},
+			{"admin.listen", c.Admin.Listen, netip.MustParseAddrPort("127.0.0.1:9060")},
+			{"admin.tls", c.Admin.TLS, false},
 		} {
 			if check.got != check.want {
 				t.Errorf("model %d: %s = %v, want %v", model, check.name, check.got, check.want)

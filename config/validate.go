@@ -1,11 +1,12 @@
 package config
 
 import (
+	"crypto/sha256"
 	"crypto/tls"
 	"crypto/x509"
+	"encoding/hex"
 	"errors"
 	"fmt"
-	"github.com/ccsbc/ccsbc/media"
 	"io/fs"
 	"net/netip"
 	"os"
@@ -13,6 +14,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/ccsbc/ccsbc/media"
 	"github.com/ccsbc/ccsbc/policy"
 )
 
@@ -47,13 +49,14 @@ func (c *Config) validate() errorList {
 	k.media()
 	k.peers()
 	k.routes()
+	k.admin()
 	return k.errs
 }
 
 // Warnings lists what the configuration allows but an auditor must see,
 // each as "file:line: key: why": TLS below 1.2, peers whose certificate is
 // not verified (verify: insecure-lab), TLS listeners that ask clients for
-// no certificate.
+// no certificate, an admin listener off loopback without TLS.
 func (c *Config) Warnings() []string {
 	var w []string
 	warn := func(key, format string, args ...any) {
@@ -71,6 +74,9 @@ func (c *Config) Warnings() []string {
 		if p.Verify == VerifyInsecureLab {
 			warn(indexKey("peers", i)+".verify", "insecure-lab accepts any certificate from peer %q (and from any inbound TLS client), so anyone on the path can impersonate it; lab use only: pin it with verify: fingerprint or use verify: ca", p.Name)
 		}
+	}
+	if a := c.Admin; a.Enabled() && !a.TLS && !a.Listen.Addr().Unmap().IsLoopback() {
+		warn("admin.listen", "%s is not a loopback address and admin.tls is false: bearer tokens, metrics and call data cross the network in clear; set admin.tls: true, or bind 127.0.0.1", a.Listen)
 	}
 	return w
 }
@@ -102,6 +108,12 @@ func (c *Config) line(key string) int {
 	}
 	if i, ok := itemIndex(key, "routes"); ok && i < len(c.Routes) {
 		return c.Routes[i].Line
+	}
+	if i, ok := itemIndex(key, "admin.tokens"); ok && i < len(c.Admin.Tokens) {
+		return c.Admin.Tokens[i].Line
+	}
+	if i, ok := itemIndex(key, "admin.clients"); ok && i < len(c.Admin.Clients) {
+		return c.Admin.Clients[i].Line
 	}
 	return 0
 }
@@ -455,4 +467,99 @@ func checkUserPattern(pattern string) string {
 		}
 	}
 	return ""
+}
+
+func (k *checker) admin() {
+	c := k.c
+	a := &c.Admin
+	if a.Enabled() {
+		port := int(a.Listen.Port())
+		if policy.PortBlocked("tcp", port) {
+			k.errorf("admin.listen", "TCP port %d is one the perimeter firewall blocks (Network Firewall Topology) and ccsbc never listens on it; use 9060", port)
+		}
+		for j, l := range c.Listeners {
+			if port != 0 && l.Address.IsValid() && socketProto(l.Transport) == "tcp" &&
+				l.Address.Port() == a.Listen.Port() && overlaps(l.Address.Addr(), a.Listen.Addr()) {
+				k.errorf("admin.listen", "TCP %s is already bound by listeners[%d]%s; give the admin listener another port, e.g. 9060", a.Listen, j, c.atLine(indexKey("listeners", j)))
+				break
+			}
+		}
+	}
+	if len(a.Clients) > 0 && !a.TLS {
+		// A pin that is silently never checked is worse than none.
+		k.errorf("admin.clients", "client certificates are only asked for over TLS; set admin.tls: true, or authenticate these clients with tokens")
+	}
+
+	names := map[string]string{} // identity name → key of its first use
+	name := func(key, n string) {
+		switch first, dup := names[n]; {
+		case n == "":
+			k.errorf(key, "required; logs name whoever uses the credential by it")
+		case strings.ContainsFunc(n, func(r rune) bool { return r <= ' ' || r == 0x7f }):
+			k.errorf(key, "%q has spaces or control characters; use a plain name such as grafana or alice@example.com", n)
+		case dup:
+			k.errorf(key, "%q is already the name of %s%s; each token and client needs its own name, so that logs say who acted", n, first, c.atLine(first))
+		default:
+			names[n] = parentKey(key)
+		}
+	}
+	role := func(key, r string) {
+		switch {
+		case r == "":
+			k.errorf(key, "required; one of %s", strings.Join(AdminRoles, ", "))
+		case !slices.Contains(AdminRoles, r):
+			k.errorf(key, "%q is not a role; use read (metrics, calls), operate (read, reload, drain) or admin (everything)", r)
+		}
+	}
+
+	hashes := map[string]string{}
+	for i, t := range a.Tokens {
+		key := indexKey("admin.tokens", i)
+		name(key+".name", t.Name)
+		// The value is never quoted back: an operator who pasted the
+		// token itself here must not find it in an error log too.
+		switch h, msg := parseTokenHash(t.SHA256); {
+		case msg != "":
+			k.errorf(key+".sha256", "%s", msg)
+		case hashes[h] != "":
+			k.errorf(key+".sha256", "the same token as %s%s; give each holder a token of their own", hashes[h], c.atLine(hashes[h]))
+		default:
+			hashes[h] = key
+		}
+		role(key+".role", t.Role)
+	}
+	pins := map[string]string{}
+	for i, cl := range a.Clients {
+		key := indexKey("admin.clients", i)
+		name(key+".name", cl.Name)
+		switch b, msg := parseFingerprint(cl.Fingerprint); {
+		case cl.Fingerprint == "":
+			k.errorf(key+".fingerprint", "required; the SHA-256 of the client's certificate: openssl x509 -noout -fingerprint -sha256 -in client.pem")
+		case msg != "":
+			k.errorf(key+".fingerprint", "%s", msg)
+		case pins[string(b)] != "":
+			k.errorf(key+".fingerprint", "the same certificate as %s%s; each client needs a certificate of its own", pins[string(b)], c.atLine(pins[string(b)]))
+		default:
+			pins[string(b)] = key
+		}
+		role(key+".role", cl.Role)
+	}
+}
+
+// parseTokenHash returns the lowercase hex SHA-256 an admin token's
+// sha256 key holds, or why it is not one. The message never contains the
+// value.
+func parseTokenHash(s string) (string, string) {
+	const how = "tokens are stored hashed: write the SHA-256 of the token, as `ccsbc admin hash-token` prints it, never the token itself"
+	switch {
+	case s == "":
+		return "", "required; " + how
+	case len(s) != 2*sha256.Size:
+		return "", fmt.Sprintf("a value of %d characters is not a SHA-256 (64 hex digits); %s", len(s), how)
+	}
+	b, err := hex.DecodeString(s)
+	if err != nil {
+		return "", "not hex; " + how
+	}
+	return hex.EncodeToString(b), ""
 }

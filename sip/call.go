@@ -15,6 +15,7 @@ import (
 	"github.com/emiago/sipgo/sip"
 	"go.uber.org/zap"
 
+	"github.com/ccsbc/ccsbc/admin"
 	"github.com/ccsbc/ccsbc/config"
 	"github.com/ccsbc/ccsbc/media"
 	"github.com/ccsbc/ccsbc/policy"
@@ -29,6 +30,7 @@ type call struct {
 	out   *leg
 	route *config.Route
 	dec   [2]policy.Decision // media decision per side (media.A = in, media.B = out)
+	model policy.Model
 	start time.Time
 
 	mu        sync.Mutex // guards the fields below
@@ -147,6 +149,8 @@ func (s *Server) newCall(req *sip.Request, tx sip.ServerTransaction) {
 	if !ok {
 		log.Info("call rejected", zap.String("from_peer", inName), zap.String("user", user), zap.String("result", "404 no route"))
 		s.nCallsFailed.Add(1)
+		s.metrics.CallStarted()
+		s.metrics.CallEnded(cfg.Model, "none", admin.CallRejected)
 		s.respond(req, tx, 404, "Not Found", "no route for "+user)
 		return
 	}
@@ -159,6 +163,9 @@ func (s *Server) newCall(req *sip.Request, tx sip.ServerTransaction) {
 		if wd.Conflict && wd.To == "" {
 			log.Info("call rejected", zap.String("from_peer", inName), zap.String("user", user), zap.String("result", "488 whisper conflict"), zap.String("reason", wd.Reason))
 			s.nCallsFailed.Add(1)
+			s.metrics.CallStarted()
+			s.metrics.CallEnded(cfg.Model, route.Leg, admin.CallRejected)
+			s.metrics.PolicyRejected("whisper conflict")
 			s.respond(req, tx, 488, "Not Acceptable Here", wd.Reason)
 			return
 		}
@@ -198,8 +205,10 @@ func (s *Server) newCall(req *sip.Request, tx sip.ServerTransaction) {
 	inDec := policy.DecideLeg(cfg.Model, inClass, policy.Peer{Name: in.peerName, Transport: policy.Transport(strings.ToLower(in.transport)), SRTP: inPeer != nil && inPeer.SRTP}, st)
 	outDec := policy.DecideLeg(cfg.Model, route.Leg, policy.Peer{Name: outPeer.Name, Transport: outPeer.Transport, SRTP: outPeer.SRTP}, st)
 	c.dec = [2]policy.Decision{inDec, outDec}
+	c.model = cfg.Model
 	c.log = log.With(zap.String("out_call_id", out.callID))
 	s.nCallsStarted.Add(1)
+	s.metrics.CallStarted()
 	s.active.Add(1)
 	s.calls.Store(dialogKey(in.callID, in.localTag), c)
 	s.calls.Store(dialogKey(out.callID, out.localTag), c)
@@ -315,6 +324,7 @@ func (c *call) runInitial(req *sip.Request, tx sip.ServerTransaction) {
 		b, err := c.handleOffer(c.in, req.Body())
 		if err != nil {
 			code, phrase := sdpErrorStatus(err)
+			c.s.metrics.PolicyRejected(rejectionReason(err))
 			fail(code, phrase, err.Error())
 			return
 		}
@@ -532,6 +542,7 @@ func (c *call) answer(req *sip.Request, tx sip.ServerTransaction, otx sip.Client
 		}
 		if err != nil {
 			c.log.Info("answer SDP refused", zap.Error(err))
+			c.s.metrics.PolicyRejected(rejectionReason(err))
 			c.ackOutbound(res, nil)
 			code, phrase := sdpErrorStatus(err)
 			c.s.respond(req, tx, code, phrase, err.Error())
@@ -721,6 +732,10 @@ func (c *call) end(reason string, byeIn, byeOut bool) {
 			st.Close()
 		}
 		c.log.Info("call end", fields...)
+		c.s.ended.mu.Lock()
+		c.addStats(&c.s.ended.t, stats)
+		c.s.ended.mu.Unlock()
+		c.s.metrics.CallEnded(c.model, c.route.Leg, callResult(!answered.IsZero(), reason))
 		c.s.audit.Info("call", c.auditFields(reason, answered, stats)...)
 		c.s.calls.Delete(dialogKey(c.in.callID, c.in.localTag))
 		c.s.calls.Delete(dialogKey(c.out.callID, c.out.localTag))

@@ -20,6 +20,7 @@ import (
 	"github.com/emiago/sipgo/sip"
 	"go.uber.org/zap"
 
+	"github.com/ccsbc/ccsbc/admin"
 	"github.com/ccsbc/ccsbc/config"
 	"github.com/ccsbc/ccsbc/media"
 	"github.com/ccsbc/ccsbc/policy"
@@ -63,6 +64,8 @@ type Server struct {
 	peerVerifier *config.PeerVerifier
 
 	listeners []*listener
+	metrics   *admin.Metrics // nil: none
+	ended     endedTotals
 	serverTLS atomic.Pointer[tls.Config]
 
 	calls    sync.Map // dialog key (Call-ID "|" our tag) → *call
@@ -277,7 +280,8 @@ func (s *Server) bind(ctx context.Context, lc config.Listener) (*listener, func(
 			s.serverTLS.Store(conf)
 		}
 		conf := &tls.Config{GetConfigForClient: func(*tls.ClientHelloInfo) (*tls.Config, error) { return s.serverTLS.Load(), nil }}
-		hl := &handshakeListener{Listener: fl, conf: conf, timeout: s.cfg.TLS.HandshakeTimeout, failed: &s.nTLSFail, log: s.log}
+		hl := &handshakeListener{Listener: fl, conf: conf, timeout: s.cfg.TLS.HandshakeTimeout, failed: &s.nTLSFail, log: s.log,
+			onFail: func() { s.metrics.TLSHandshakeFailed("") }}
 		return l, func() error { return s.srv.ServeTLS(hl) }, nil
 	}
 	return nil, nil, fmt.Errorf("sip: listener %s: unknown transport %q", lc.Address, lc.Transport)
@@ -547,6 +551,9 @@ func (s *Server) Reload(next *config.Config) error {
 		s.serverTLS.Store(conf)
 	}
 	s.live.Store(next)
+	if s.metrics != nil {
+		s.setPeers(next)
+	}
 	s.log.Info("configuration reloaded", zap.String("file", next.File), zap.Stringer("model", next.Model),
 		zap.Int("peers", len(next.Peers)), zap.Int("routes", len(next.Routes)))
 	return nil

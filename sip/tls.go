@@ -50,6 +50,7 @@ type handshakeListener struct {
 	conf    *tls.Config
 	timeout time.Duration
 	failed  *atomic.Int64
+	onFail  func() // reports a failed handshake (metrics)
 	log     *zap.Logger
 }
 
@@ -80,6 +81,9 @@ func (c *handshakeConn) Read(b []byte) (int, error) {
 		cancel()
 		if err != nil {
 			c.l.failed.Add(1)
+			if c.l.onFail != nil {
+				c.l.onFail()
+			}
 			c.l.log.Info("tls handshake failed", zap.Stringer("remote", c.RemoteAddr()), zap.Error(err))
 			c.Conn.Close()
 			return 0, net.ErrClosed
@@ -141,6 +145,7 @@ func (s *Server) checkPeerConn(ctx context.Context, p *config.Peer, l *leg, req 
 	conn, err := s.ua.TransportLayer().ClientRequestConnection(ctx, req)
 	if err != nil {
 		s.nTLSFail.Add(1)
+		s.metrics.TLSHandshakeFailed(p.Name)
 		return fmt.Errorf("%w: %s: %v", ErrPeerTLS, p.Name, shortErr(err))
 	}
 	defer conn.TryClose()
@@ -155,6 +160,7 @@ func (s *Server) checkPeerConn(ctx context.Context, p *config.Peer, l *leg, req 
 	st := tconn.ConnectionState()
 	if err := s.peerVerifier.Verify(p, st); err != nil {
 		s.nTLSFail.Add(1)
+		s.metrics.TLSHandshakeFailed(p.Name)
 		tconn.Close()
 		return fmt.Errorf("%w: %v", ErrPeerTLS, err)
 	}

@@ -111,6 +111,10 @@ func startCCSBC(t *testing.T, cfg string, listeners int) *daemon {
 	t.Helper()
 	bin := ccsbcBinary(t)
 	dir := t.TempDir()
+	if !strings.Contains(cfg, "\nadmin:") {
+		// Tests run daemons side by side: no fixed admin port.
+		cfg += "admin: {listen: \"127.0.0.1:0\"}\n"
+	}
 	path := filepath.Join(dir, "ccsbc.yaml")
 	if err := os.WriteFile(path, []byte(cfg), 0o600); err != nil {
 		t.Fatal(err)
@@ -167,6 +171,13 @@ func tail(s string, n int) string {
 		return "..." + s[len(s)-n:]
 	}
 	return s
+}
+
+// adminAddr is where the daemon's admin API listens.
+func (d *daemon) adminAddr() string {
+	ev := d.waitEvent("admin API listening", 1, 5*time.Second)[0]
+	a, _ := ev["address"].(string)
+	return a
 }
 
 // events returns the JSON log lines whose msg is msg.

@@ -10,19 +10,27 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"sync"
 	"syscall"
 	"time"
 
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
 
+	"github.com/ccsbc/ccsbc/admin"
 	"github.com/ccsbc/ccsbc/config"
 	"github.com/ccsbc/ccsbc/sip"
 )
 
 const usage = `usage:
-  ccsbc run   [--config FILE]   run the daemon (embedded loopback lab default without --config)
-  ccsbc check --config FILE     validate a configuration and print what each route does
+  ccsbc run   [--config FILE] [--drain-timeout D]
+                                run the daemon (embedded loopback lab default without --config)
+  ccsbc check --config FILE [--format text|json] [--strict]
+                                validate a configuration and print what each route does
+  ccsbc calls [--admin ADDR] [--token T]
+                                print the calls in progress (admin API, role read)
+  ccsbc admin hash-token [TOKEN]
+                                print a new token (or hash TOKEN) and the sha256 for admin.tokens
 `
 
 func main() {
@@ -39,6 +47,10 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return cmdRun(args[1:], stderr)
 	case "check":
 		return cmdCheck(args[1:], stdout, stderr)
+	case "calls":
+		return cmdCalls(args[1:], stdout, stderr)
+	case "admin":
+		return cmdAdmin(args[1:], stdout, stderr)
 	case "-h", "--help", "help":
 		fmt.Fprint(stdout, usage)
 		return 0
@@ -67,7 +79,7 @@ func cmdRun(args []string, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "ccsbc: %v\n", err)
 		return 2
 	}
-	log, err := newLogger(cfg.Log.Level)
+	log, level, err := newLogger(cfg.Log.Level)
 	if err != nil {
 		fmt.Fprintf(stderr, "ccsbc: %v\n", err)
 		return 2
@@ -87,11 +99,63 @@ func cmdRun(args []string, stderr io.Writer) int {
 		log.Error("cannot start", zap.Error(err))
 		return 1
 	}
+	reg := admin.NewRegistry()
+	metrics, err := admin.NewMetrics(reg)
+	if err != nil {
+		log.Error("cannot start", zap.Error(err))
+		return 1
+	}
+	srv.SetMetrics(metrics)
+
 	// SIGHUP reloads peers, routes and policy; SIGTERM (or Ctrl-C) drains:
 	// new calls get 503, established calls run on for --drain-timeout.
-	// A second SIGTERM stops at once.
+	// A second SIGTERM stops at once. The admin API's /reload and /drain do
+	// the same.
 	ctx, stop := context.WithCancel(context.Background())
 	defer stop()
+	var adm *admin.Server
+	var drainOnce sync.Once
+	startDrain := func() {
+		drainOnce.Do(func() {
+			if adm != nil {
+				adm.SetDraining()
+			}
+			go func() { srv.Drain(*drain); stop() }()
+		})
+	}
+	doReload := func() error { return reload(srv, adm, *path, log) }
+	if cfg.Admin.Enabled() {
+		opts := admin.Options{
+			Logger: log.Named("admin"), Gatherer: reg, Calls: admin.CallListerFunc(srv.ListCalls),
+			Ready: func() error {
+				select {
+				case <-srv.Ready():
+					return nil
+				default:
+					return errors.New("SIP listeners not bound yet")
+				}
+			},
+			Reload: doReload, Drain: startDrain, LogLevel: &level,
+		}
+		if cfg.Admin.TLS {
+			cert, _, err := config.LoadOrCreateCertificate(&cfg.TLS)
+			if err != nil {
+				log.Error("cannot start admin TLS", zap.Error(err))
+				return 1
+			}
+			opts.Certificate = &cert
+		}
+		if adm, err = admin.New(cfg, opts); err != nil {
+			log.Error("cannot start admin API", zap.Error(err))
+			return 1
+		}
+		if err := adm.Listen(); err != nil {
+			log.Error("cannot start admin API", zap.Error(err))
+			return 1
+		}
+		go func() { _ = adm.Serve(ctx) }()
+		log.Info("admin API listening", zap.Stringer("address", adm.Addr()), zap.Bool("tls", cfg.Admin.TLS))
+	}
 	sigs := make(chan os.Signal, 4)
 	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP)
 	defer signal.Stop(sigs)
@@ -100,12 +164,12 @@ func cmdRun(args []string, stderr io.Writer) int {
 		for sig := range sigs {
 			switch {
 			case sig == syscall.SIGHUP:
-				reload(srv, *path, log)
+				_ = doReload()
 			case draining:
 				stop()
 			default:
 				draining = true
-				go func() { srv.Drain(*drain); stop() }()
+				startDrain()
 			}
 		}
 	}()
@@ -119,33 +183,42 @@ func cmdRun(args []string, stderr io.Writer) int {
 
 // reload re-reads the configuration file; a file that fails validation is
 // refused and the running configuration kept, with the reason logged.
-func reload(srv *sip.Server, path string, log *zap.Logger) {
+func reload(srv *sip.Server, adm *admin.Server, path string, log *zap.Logger) error {
 	if path == "" {
-		log.Warn("reload ignored: running on the embedded default (start with --config FILE to reload)")
-		return
+		err := errors.New("running on the embedded default: start with --config FILE to reload")
+		log.Warn("reload ignored", zap.Error(err))
+		return err
 	}
 	cfg, err := config.Load(path)
 	if err == nil {
 		err = srv.Reload(cfg)
 	}
+	if err == nil && adm != nil {
+		// New tokens and client pins; a changed admin listener needs a restart.
+		if aerr := adm.Update(cfg); aerr != nil {
+			log.Warn("admin API kept its previous settings", zap.Error(aerr))
+		}
+	}
 	if err != nil {
 		log.Error("reload refused; the running configuration stays", zap.String("file", path), zap.Error(err))
-		return
+		return err
 	}
 	for _, w := range cfg.Warnings() {
 		log.Warn("config warning", zap.String("warning", w))
 	}
+	return nil
 }
 
-func newLogger(level string) (*zap.Logger, error) {
+func newLogger(level string) (*zap.Logger, zap.AtomicLevel, error) {
 	lvl, err := zapcore.ParseLevel(level)
 	if err != nil {
-		return nil, fmt.Errorf("log.level: %w", err)
+		return nil, zap.AtomicLevel{}, fmt.Errorf("log.level: %w", err)
 	}
 	zc := zap.NewProductionConfig()
 	zc.Level = zap.NewAtomicLevelAt(lvl)
 	zc.Sampling = nil // every call event counts
 	zc.EncoderConfig.TimeKey = "ts"
 	zc.EncoderConfig.EncodeTime = zapcore.ISO8601TimeEncoder
-	return zc.Build()
+	l, err := zc.Build()
+	return l, zc.Level, err
 }

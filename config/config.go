@@ -156,6 +156,13 @@ type Peer struct {
 	ServerName string `yaml:"server_name"`
 	// SRTP declares the peer SRTP-capable. Default false.
 	SRTP bool `yaml:"srtp"`
+	// Keepalive is how often ccsbc sends the peer a SIP OPTIONS to learn
+	// whether it is up. 0 (the default) sends none: the peer counts as up.
+	Keepalive time.Duration `yaml:"keepalive"`
+	// DownAfter is how many keepalives in a row must fail (no answer, or
+	// 503) before the peer is marked down; one answer marks it up again.
+	// Default 3.
+	DownAfter int `yaml:"down_after"`
 	// SRTPSuites are the SDES crypto suites ccsbc offers and accepts on
 	// SRTP legs toward this peer, in preference order. Default
 	// [AES_CM_128_HMAC_SHA1_80, AES_CM_128_HMAC_SHA1_32]: what Cisco phones
@@ -185,6 +192,9 @@ type Route struct {
 	User string `yaml:"user"`
 	// To is the peer the call is sent to. Required.
 	To string `yaml:"to"`
+	// Failover lists more peers, in order: a call goes to the first of To
+	// and these whose keepalives say it is up (all down: To). Default none.
+	Failover []string `yaml:"failover"`
 	// Leg is the outbound leg's class. Required.
 	Leg policy.LegClass `yaml:"leg"`
 

@@ -485,6 +485,8 @@ func (d *decoder) peer(n *yaml.Node, path string) Peer {
 		bind("fingerprint", &p.Fingerprint, d.str),
 		bind("server_name", &p.ServerName, d.str),
 		bind("srtp", &p.SRTP, d.boolean),
+		bind("keepalive", &p.Keepalive, d.duration),
+		bind("down_after", &p.DownAfter, d.integer),
 		bind("srtp_suites", &p.SRTPSuites, list(d, "[AES_CM_128_HMAC_SHA1_80, AES_CM_128_HMAC_SHA1_32]", d.str)),
 		bind("codecs", &p.Codecs, list(d, "[PCMU, telephone-event]", d.str)),
 	})
@@ -498,6 +500,7 @@ func (d *decoder) route(n *yaml.Node, path string) Route {
 		bind("from", &r.From, list(d, "[cvp, dialer]", d.str)),
 		bind("user", &r.User, d.str),
 		bind("to", &r.To, d.str),
+		bind("failover", &r.Failover, list(d, "[cucm-sub2]", d.str)),
 		bind("leg", &r.Leg, d.legClass),
 	})
 	return r
@@ -571,6 +574,19 @@ func (d *decoder) scalar(n *yaml.Node, path, want string) (string, bool) {
 func (d *decoder) str(n *yaml.Node, path string) string {
 	s, _ := d.scalar(n, path, "a string")
 	return s
+}
+
+func (d *decoder) integer(n *yaml.Node, path string) int {
+	s, ok := d.scalar(n, path, "a whole number")
+	if !ok {
+		return 0
+	}
+	v, err := strconv.Atoi(s)
+	if err != nil || resolve(n).ShortTag() != "!!int" {
+		d.invalid(n, path, "%q is not a whole number", s)
+		return 0
+	}
+	return v
 }
 
 func (d *decoder) boolean(n *yaml.Node, path string) bool {

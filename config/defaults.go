@@ -64,6 +64,9 @@ func (c *Config) ApplyDefaults() {
 
 	for i := range c.Peers {
 		p := &c.Peers[i]
+		if p.DownAfter == 0 {
+			p.DownAfter = 3
+		}
 		if len(p.SRTPSuites) == 0 {
 			p.SRTPSuites = []string{"AES_CM_128_HMAC_SHA1_80", "AES_CM_128_HMAC_SHA1_32"}
 		}

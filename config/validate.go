@@ -13,6 +13,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/ccsbc/ccsbc/media"
 	"github.com/ccsbc/ccsbc/policy"
@@ -364,6 +365,12 @@ func (k *checker) peers() {
 		}
 		k.transport(key+".transport", p.Transport)
 		k.verify(key, p)
+		if p.Keepalive != 0 && p.Keepalive < 100*time.Millisecond {
+			k.errorf(key+".keepalive", "%v is too often; write 0 to send none, or at least 100ms (30s is usual)", p.Keepalive)
+		}
+		if p.DownAfter < 1 {
+			k.errorf(key+".down_after", "%d: a peer is marked down after at least 1 failed keepalive", p.DownAfter)
+		}
 		suites := map[media.SRTPSuite]bool{}
 		for j, name := range p.SRTPSuites {
 			sk := indexKey(key+".srtp_suites", j)
@@ -424,6 +431,11 @@ func (k *checker) routes() {
 			k.errorf(key+".to", "required; the peer calls are sent to (%s)", k.peerNames())
 		} else if _, ok := c.Peer(r.To); !ok {
 			k.errorf(key+".to", "%q is not a peer; %s", r.To, k.peerNames())
+		}
+		for j, name := range r.Failover {
+			if _, ok := c.Peer(name); !ok {
+				k.errorf(indexKey(key+".failover", j), "%q is not a peer; %s", name, k.peerNames())
+			}
 		}
 		for j, from := range r.From {
 			if _, ok := c.Peer(from); !ok {

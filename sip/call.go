@@ -154,7 +154,10 @@ func (s *Server) newCall(req *sip.Request, tx sip.ServerTransaction) {
 		s.respond(req, tx, 404, "Not Found", "no route for "+user)
 		return
 	}
-	to := route.To
+	to := s.pickPeer(route, route.To)
+	if to != route.To {
+		log.Info("failover", zap.String("route", route.Name), zap.String("down", route.To), zap.String("to_peer", to))
+	}
 	if route.Leg == policy.LegWhisper {
 		// Under SRTP Unified CM cannot transcode the announcement: play it
 		// from a peer whose codec the agents speak, or refuse this call

@@ -65,6 +65,7 @@ type Server struct {
 
 	listeners []*listener
 	metrics   *admin.Metrics // nil: none
+	health    peerHealth
 	ended     endedTotals
 	serverTLS atomic.Pointer[tls.Config]
 
@@ -215,6 +216,8 @@ func (s *Server) Run(ctx context.Context) error {
 		s.log.Info("listening", zap.String("transport", string(l.cfg.Transport)), zap.Stringer("address", l.addr))
 	}
 	close(s.ready)
+	s.startHealth(s.config())
+	defer s.stopHealth()
 
 	select {
 	case <-ctx.Done():
@@ -551,6 +554,7 @@ func (s *Server) Reload(next *config.Config) error {
 		s.serverTLS.Store(conf)
 	}
 	s.live.Store(next)
+	s.startHealth(next)
 	if s.metrics != nil {
 		s.setPeers(next)
 	}

@@ -6,6 +6,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"net/http"
 	"os"
 	"strings"
 	"time"
@@ -59,5 +60,33 @@ func cmdAdmin(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stdout, "token:  %s   (give this to the client; it is not stored)\n", token)
 	}
 	fmt.Fprintf(stdout, "sha256: %s   (put this in admin.tokens)\n", admin.HashToken(token))
+	return 0
+}
+
+// cmdHealth asks the admin API's /healthz: exit 0 when the daemon answers.
+// It is the container HEALTHCHECK (the image has no shell or curl).
+func cmdHealth(args []string, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("health", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	addr := fs.String("admin", "127.0.0.1:9060", "admin API address")
+	if err := fs.Parse(args); err != nil {
+		return 2
+	}
+	url := *addr
+	if !strings.Contains(url, "://") {
+		url = "http://" + url
+	}
+	c := &http.Client{Timeout: 3 * time.Second}
+	res, err := c.Get(url + "/healthz")
+	if err != nil {
+		fmt.Fprintf(stderr, "ccsbc health: %v\n", err)
+		return 1
+	}
+	res.Body.Close()
+	if res.StatusCode != http.StatusOK {
+		fmt.Fprintf(stderr, "ccsbc health: %s\n", res.Status)
+		return 1
+	}
+	fmt.Fprintln(stdout, "ok")
 	return 0
 }

@@ -29,6 +29,7 @@ const usage = `usage:
                                 validate a configuration and print what each route does
   ccsbc calls [--admin ADDR] [--token T]
                                 print the calls in progress (admin API, role read)
+  ccsbc health [--admin ADDR]   exit 0 when the daemon's /healthz answers (container HEALTHCHECK)
   ccsbc admin hash-token [TOKEN]
                                 print a new token (or hash TOKEN) and the sha256 for admin.tokens
 `
@@ -51,6 +52,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return cmdCalls(args[1:], stdout, stderr)
 	case "admin":
 		return cmdAdmin(args[1:], stdout, stderr)
+	case "health":
+		return cmdHealth(args[1:], stdout, stderr)
 	case "-h", "--help", "help":
 		fmt.Fprint(stdout, usage)
 		return 0

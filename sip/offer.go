@@ -217,12 +217,9 @@ func (c *call) offerSecurityLocked(l *leg, sd *sessionDesc, ports []localPorts) 
 		}
 		ports[i].Proto = "RTP/SAVP"
 		for n, suite := range peerSuites(l) {
-			k := st.local
-			if k.Suite != suite {
-				var err error
-				if k, err = media.GenerateSRTPKeys(suite); err != nil {
-					return fmt.Errorf("sip: SRTP keys: %w", err)
-				}
+			k, err := keysFor(st.local, suite)
+			if err != nil {
+				return err
 			}
 			st.offered = append(st.offered, k)
 			ports[i].Crypto = append(ports[i].Crypto, formatCrypto(n+1, k))
@@ -296,18 +293,29 @@ func (c *call) answerSecurityLocked(l *leg, sd *sessionDesc, ports []localPorts)
 		if !st.peerOffered {
 			return fmt.Errorf("%w: no SRTP offer from %s to answer", ErrSRTPRequired, l.peerName)
 		}
-		ours := st.local
-		if ours.Suite != st.peerKeys.Suite {
-			var err error
-			if ours, err = media.GenerateSRTPKeys(st.peerKeys.Suite); err != nil {
-				return fmt.Errorf("sip: SRTP keys: %w", err)
-			}
+		ours, err := keysFor(st.local, st.peerKeys.Suite)
+		if err != nil {
+			return err
 		}
 		st.setKeys(st.peerKeys, ours)
 		ports[i].Proto = "RTP/SAVP"
 		ports[i].Crypto = []string{formatCrypto(st.peerTag, ours)}
 	}
 	return nil
+}
+
+// keysFor returns ccsbc's keys for suite on a leg: the ones in use when
+// the suite is unchanged (so that an unchanged re-INVITE keeps the SRTP
+// state), fresh ones from crypto/rand otherwise.
+func keysFor(inUse media.SRTPKeys, suite media.SRTPSuite) (media.SRTPKeys, error) {
+	if inUse.Suite == suite {
+		return inUse, nil
+	}
+	k, err := media.GenerateSRTPKeys(suite)
+	if err != nil {
+		return media.SRTPKeys{}, fmt.Errorf("sip: SRTP keys: %w", err)
+	}
+	return k, nil
 }
 
 // setKeys records the keys of an exchange; the relay's contexts are

@@ -58,7 +58,7 @@ func TestAdminMetricsAndCalls(t *testing.T) {
 	reader, _ := admin.NewToken()
 	l := newLab(t, "udp")
 	cfg := l.config() + fmt.Sprintf("admin:\n  listen: \"127.0.0.1:0\"\n  tokens:\n    - {name: grafana, sha256: %s, role: read}\n", admin.HashToken(reader))
-	d := startCCSBC(t, cfg, 1)
+	d := startCCSBC(t, cfg)
 	base := "http://" + d.adminAddr()
 
 	if code, _ := get(t, base+"/healthz", ""); code != 200 {

@@ -92,7 +92,7 @@ func TestAnsweredCall(t *testing.T) {
 	for _, tr := range []string{"udp", "tcp"} {
 		t.Run(tr, func(t *testing.T) {
 			l := newLab(t, tr)
-			d := startCCSBC(t, l.config(), 1)
+			d := startCCSBC(t, l.config())
 			uas := l.uas(t, "uas.xml", keys("-rtp_echo")...)
 			uac := l.uac(t, "uac.xml", "1000", keys("-d", "3000", "-key", "pcap", g711a)...)
 			if code := uac.wait(t, 30*time.Second); code != 0 {
@@ -119,7 +119,7 @@ func TestAnsweredCall(t *testing.T) {
 func TestByeFromCallee(t *testing.T) {
 	needTool(t, "sipp")
 	l := newLab(t, "udp")
-	d := startCCSBC(t, l.config(), 1)
+	d := startCCSBC(t, l.config())
 	uas := l.uas(t, "uas_bye.xml", keys("-rtp_echo", "-d", "2000")...)
 	uac := l.uac(t, "uac_wait_bye.xml", "1000", keys("-key", "pcap", g711a)...)
 	if code := uac.wait(t, 30*time.Second); code != 0 {
@@ -139,7 +139,7 @@ func TestByeFromCallee(t *testing.T) {
 func TestCancelBeforeAnswer(t *testing.T) {
 	needTool(t, "sipp")
 	l := newLab(t, "udp")
-	d := startCCSBC(t, l.config(), 1)
+	d := startCCSBC(t, l.config())
 	uas := l.uas(t, "uas_ring.xml")
 	uac := l.uac(t, "uac_cancel.xml", "1000", keys("-d", "500")...)
 	if code := uac.wait(t, 30*time.Second); code != 0 {
@@ -162,7 +162,7 @@ func TestCancelBeforeAnswer(t *testing.T) {
 func TestReinviteHoldResume(t *testing.T) {
 	needTool(t, "sipp")
 	l := newLab(t, "udp")
-	d := startCCSBC(t, l.config(), 1)
+	d := startCCSBC(t, l.config())
 	uas := l.uas(t, "uas_reinvite.xml", keys("-rtp_echo")...)
 	uac := l.uac(t, "uac_reinvite.xml", "1000", keys("-d", "1500", "-key", "pcap", g711a)...)
 	if code := uac.wait(t, 40*time.Second); code != 0 {
@@ -191,7 +191,7 @@ func TestReinviteHoldResume(t *testing.T) {
 func TestNoRoute(t *testing.T) {
 	needTool(t, "sipp")
 	l := newLab(t, "udp")
-	d := startCCSBC(t, l.config(), 1)
+	d := startCCSBC(t, l.config())
 	uac := l.uac(t, "uac_expect.xml", "9999", keys("-key", "expect", "404")...)
 	if code := uac.wait(t, 20*time.Second); code != 0 {
 		t.Fatalf("caller: SIPp exit %d, want the 404", code)
@@ -210,7 +210,7 @@ func TestDeadPeer(t *testing.T) {
 	for _, tr := range []string{"udp", "tcp"} {
 		t.Run(tr, func(t *testing.T) {
 			l := newLab(t, tr)
-			startCCSBC(t, l.config(), 1)
+			startCCSBC(t, l.config())
 			start := time.Now()
 			uac := l.uac(t, "uac_expect.xml", "7000", keys("-key", "expect", "503")...)
 			if code := uac.wait(t, 20*time.Second); code != 0 {
@@ -258,7 +258,7 @@ func sendUDP(t *testing.T, addr, msg string, wait time.Duration) []string {
 func TestMalformedRequests(t *testing.T) {
 	needTool(t, "sipp")
 	l := newLab(t, "udp")
-	d := startCCSBC(t, l.config(), 1)
+	d := startCCSBC(t, l.config())
 	addr := fmt.Sprintf("127.0.0.1:%d", l.sbc)
 	invite := func(branch, from, extra, body string) string {
 		return "INVITE sip:1000@" + addr + " SIP/2.0\r\n" +
@@ -327,7 +327,7 @@ func TestMediaInactivity(t *testing.T) {
 	needTool(t, "sipp")
 	l := newLab(t, "udp")
 	l.inactivity = "2s"
-	d := startCCSBC(t, l.config(), 1)
+	d := startCCSBC(t, l.config())
 	// The callee answers and waits for a BYE; the caller plays 7 s of
 	// audio, then goes quiet and waits for a BYE as well.
 	uas := l.uas(t, "uas.xml", keys()...)
@@ -354,7 +354,7 @@ func TestTopologyHiding(t *testing.T) {
 	needTool(t, "sipp")
 	l := newLab(t, "udp")
 	l.callerIP, l.calleeIP = "127.0.0.2", "127.0.0.3"
-	d := startCCSBC(t, l.config(), 1)
+	d := startCCSBC(t, l.config())
 	uas := l.uas(t, "uas.xml", keys("-rtp_echo")...)
 	uac := l.uac(t, "uac.xml", "1000", keys("-d", "1000", "-key", "pcap", g711a)...)
 	if code := uac.wait(t, 20*time.Second); code != 0 {
@@ -442,7 +442,7 @@ peers:
 routes:
   - {user: 1xxx, to: cucm, leg: agent}
 `, l.sbc, freePort(t), lo, hi, l.caller, tlsPort, strings.Repeat("ab", 32))
-	d := startCCSBC(t, cfg, 2)
+	d := startCCSBC(t, cfg)
 	uac := l.uac(t, "uac_expect.xml", "1000", keys("-key", "expect", "503")...)
 	if code := uac.wait(t, 20*time.Second); code != 0 {
 		t.Fatalf("caller: SIPp exit %d, want 503", code)
@@ -480,7 +480,7 @@ peers:
 routes:
   - {user: 1xxx, to: cucm, leg: agent}
 `, port, lo, hi, freePort(t))
-	startCCSBC(t, cfg, 2)
+	startCCSBC(t, cfg)
 	addr := fmt.Sprintf("127.0.0.1:%d", port)
 	options := "OPTIONS sip:ping@" + addr + " SIP/2.0\r\nVia: SIP/2.0/UDP LOCAL;rport;branch=z9hG4bKopt%s\r\n" +
 		"From: <sip:probe@127.0.0.1>;tag=1\r\nTo: <sip:ping@127.0.0.1>\r\nCall-ID: opt-%s\r\nCSeq: 1 OPTIONS\r\nMax-Forwards: 70\r\nContent-Length: 0\r\n\r\n"

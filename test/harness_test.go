@@ -1,176 +1,63 @@
 // Package test holds ccsbc's end-to-end tests: they build the binary, start
 // it from a configuration and place calls through it with real peers (SIPp,
-// baresip) on loopback, and read what crossed the wire with tshark.
+// baresip) on loopback, and read what crossed the wire with tshark. The
+// helpers they share with other suites live in test/lab.
 package test
 
 import (
-	"bufio"
 	"bytes"
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/tls"
-	"crypto/x509"
-	"crypto/x509/pkix"
-	"encoding/json"
-	"fmt"
-	"math/big"
-	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
-	"runtime"
 	"strings"
 	"sync"
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/ccsbc/ccsbc/test/lab"
 )
 
-// needTool skips a test when a peer program is missing, except under CI,
-// where .ci/run installs every one of them and a missing tool is a failure.
+// needTool skips a test when SIPp or another peer is missing, except under
+// CI, where .ci/run installs every one of them and a missing one fails.
 func needTool(t *testing.T, names ...string) {
 	t.Helper()
-	for _, n := range names {
-		if _, err := exec.LookPath(n); err != nil {
-			if os.Getenv("CI") != "" {
-				t.Fatalf("%s not installed (CI must install it: see .ci/run)", n)
-			}
-			t.Skipf("%s not installed: apt-get install sip-tester baresip tshark", n)
-		}
-	}
-	if os.Geteuid() != 0 {
-		t.Skip("end-to-end tests need root (SIPp plays RTP through a raw socket, tshark captures on lo)")
-	}
+	lab.Need(t, names...)
 }
 
-var (
-	buildOnce sync.Once
-	binPath   string
-	buildErr  error
-)
+func scenario(name string) string { return lab.Scenario(name) }
 
-func repoRoot() string {
-	_, file, _, _ := runtime.Caller(0)
-	return filepath.Dir(filepath.Dir(file))
-}
+func ccsbcBinary(t *testing.T) string { return lab.CCSBCBinary(t) }
 
-func scenario(name string) string { return filepath.Join(repoRoot(), "test", "scenarios", name) }
-
-// ccsbcBinary builds cmd/ccsbc once per test process.
-func ccsbcBinary(t *testing.T) string {
-	t.Helper()
-	buildOnce.Do(func() {
-		dir, err := os.MkdirTemp("", "ccsbc-e2e-bin")
-		if err != nil {
-			buildErr = err
-			return
-		}
-		binPath = filepath.Join(dir, "ccsbc")
-		args := []string{"build", "-o", binPath}
-		if os.Getenv("CCSBC_RACE") != "" {
-			args = append(args, "-race")
-		}
-		cmd := exec.Command("go", append(args, "./cmd/ccsbc")...)
-		cmd.Dir = repoRoot()
-		if out, err := cmd.CombinedOutput(); err != nil {
-			buildErr = fmt.Errorf("go build: %v\n%s", err, out)
-		}
-	})
-	if buildErr != nil {
-		t.Fatal(buildErr)
-	}
-	return binPath
-}
-
-// daemon is a running ccsbc.
+// daemon is a running ccsbc (lab.Daemon) with the shorthands these tests use.
 type daemon struct {
-	t      *testing.T
-	cmd    *exec.Cmd
-	log    string // path of its stderr (JSON log lines)
-	dir    string
-	conf   string // its configuration file
-	exited chan struct{}
+	*lab.Daemon
+	t *testing.T
+}
+
+// startCCSBC runs ccsbc on cfg until the test ends, once its listeners
+// answer. Daemons run side by side: without an admin section, the admin API
+// takes a free port.
+func startCCSBC(t *testing.T, cfg string) *daemon {
+	t.Helper()
+	if !strings.Contains(cfg, "\nadmin:") {
+		cfg += "admin: {listen: \"127.0.0.1:0\"}\n"
+	}
+	d := lab.StartCCSBCWith(t, lab.DaemonOptions{Config: cfg, Args: []string{"--drain-timeout", "20s"}})
+	return &daemon{Daemon: d, t: t}
 }
 
 // reload rewrites the configuration file and sends SIGHUP.
 func (d *daemon) reload(cfg string) {
 	d.t.Helper()
-	if err := os.WriteFile(d.conf, []byte(cfg), 0o600); err != nil {
+	if err := os.WriteFile(d.ConfigFile(), []byte(cfg), 0o600); err != nil {
 		d.t.Fatal(err)
 	}
-	if err := d.cmd.Process.Signal(syscall.SIGHUP); err != nil {
+	if err := d.Signal(syscall.SIGHUP); err != nil {
 		d.t.Fatal(err)
 	}
-}
-
-// startCCSBC writes cfg to a file and runs `ccsbc run --config FILE` until
-// the test ends, waiting until every listener is bound.
-func startCCSBC(t *testing.T, cfg string, listeners int) *daemon {
-	t.Helper()
-	bin := ccsbcBinary(t)
-	dir := t.TempDir()
-	if !strings.Contains(cfg, "\nadmin:") {
-		// Tests run daemons side by side: no fixed admin port.
-		cfg += "admin: {listen: \"127.0.0.1:0\"}\n"
-	}
-	path := filepath.Join(dir, "ccsbc.yaml")
-	if err := os.WriteFile(path, []byte(cfg), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	logf, err := os.Create(filepath.Join(dir, "ccsbc.log"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	cmd := exec.Command(bin, "run", "--config", path, "--drain-timeout", "20s")
-	cmd.Stdout, cmd.Stderr = logf, logf
-	cmd.Env = append(os.Environ(), "STATE_DIRECTORY="+filepath.Join(dir, "state"))
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	exited := make(chan struct{})
-	d := &daemon{t: t, cmd: cmd, log: logf.Name(), dir: dir, conf: path, exited: exited}
-	go func() { _ = cmd.Wait(); close(exited) }()
-	t.Cleanup(func() {
-		_ = cmd.Process.Signal(syscall.SIGTERM)
-		select {
-		case <-exited:
-		case <-time.After(15 * time.Second):
-			_ = cmd.Process.Kill()
-			<-exited
-		}
-		logf.Close()
-		if text := d.logText(); strings.Contains(text, "DATA RACE") || strings.Contains(text, "panic:") {
-			t.Errorf("ccsbc reported a data race or panic:\n%s", tail(text, 8000))
-		}
-		if t.Failed() {
-			b, _ := os.ReadFile(d.log)
-			t.Logf("ccsbc log (%s):\n%s", d.log, tail(string(b), 6000))
-		}
-	})
-	deadline := time.Now().Add(10 * time.Second)
-	for time.Now().Before(deadline) {
-		select {
-		case <-exited:
-			b, _ := os.ReadFile(d.log)
-			t.Fatalf("ccsbc exited at start:\n%s", b)
-		default:
-		}
-		if len(d.events("listening")) >= listeners {
-			return d
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-	t.Fatalf("ccsbc did not start listening")
-	return nil
-}
-
-func tail(s string, n int) string {
-	if len(s) > n {
-		return "..." + s[len(s)-n:]
-	}
-	return s
 }
 
 // adminAddr is where the daemon's admin API listens.
@@ -180,40 +67,26 @@ func (d *daemon) adminAddr() string {
 	return a
 }
 
-// events returns the JSON log lines whose msg is msg.
-func (d *daemon) events(msg string) []map[string]any {
-	b, _ := os.ReadFile(d.log)
-	var out []map[string]any
-	sc := bufio.NewScanner(bytes.NewReader(b))
-	sc.Buffer(make([]byte, 1<<20), 1<<20)
-	for sc.Scan() {
-		var m map[string]any
-		if json.Unmarshal(sc.Bytes(), &m) == nil && m["msg"] == msg {
-			out = append(out, m)
-		}
-	}
-	return out
-}
+func (d *daemon) events(msg string) []map[string]any { return d.Events(msg) }
+func (d *daemon) logText() string                    { return d.Logs() }
 
 // waitEvent waits until n log lines with msg exist and returns them.
 func (d *daemon) waitEvent(msg string, n int, within time.Duration) []map[string]any {
 	d.t.Helper()
-	deadline := time.Now().Add(within)
-	for {
-		ev := d.events(msg)
-		if len(ev) >= n {
-			return ev
-		}
-		if time.Now().After(deadline) {
-			d.t.Fatalf("no %d %q events within %v (got %d)", n, msg, within, len(ev))
-		}
-		time.Sleep(50 * time.Millisecond)
+	ctx, cancel := context.WithTimeout(context.Background(), within)
+	defer cancel()
+	ev, err := d.WaitEvent(ctx, msg, n)
+	if err != nil {
+		d.t.Fatal(err)
 	}
+	return ev
 }
 
-func (d *daemon) logText() string {
-	b, _ := os.ReadFile(d.log)
-	return string(b)
+func tail(s string, n int) string {
+	if len(s) > n {
+		return "..." + s[len(s)-n:]
+	}
+	return s
 }
 
 // legStats reads media0.<side>.<key> from a "call end" event.
@@ -224,7 +97,8 @@ func legStats(ev map[string]any, side, key string) float64 {
 	return v
 }
 
-// sipp is one SIPp run.
+// sipp is one SIPp run, started with raw arguments (the scenarios' keys are
+// documented at the top of each file in test/scenarios).
 type sipp struct {
 	cmd      *exec.Cmd
 	dir      string
@@ -233,7 +107,8 @@ type sipp struct {
 	exitCode int
 }
 
-// startSIPp starts SIPp in dir with its traces in files named after name.
+// startSIPp starts SIPp in a temp dir with its traces in files named after
+// name; it is killed when the test ends.
 func startSIPp(t *testing.T, name string, args ...string) *sipp {
 	t.Helper()
 	dir := t.TempDir()
@@ -249,9 +124,8 @@ func startSIPp(t *testing.T, name string, args ...string) *sipp {
 	}
 	p := &sipp{cmd: cmd, dir: dir, name: name, exited: make(chan struct{})}
 	go func() {
-		err := cmd.Wait()
+		_ = cmd.Wait()
 		p.exitCode = cmd.ProcessState.ExitCode()
-		_ = err
 		close(p.exited)
 	}()
 	t.Cleanup(func() {
@@ -289,25 +163,13 @@ func (p *sipp) wait(t *testing.T, within time.Duration) int {
 }
 
 // freePort returns a port free for both UDP and TCP on 127.0.0.1.
-func freePort(t *testing.T) int {
-	t.Helper()
-	for i := 0; i < 50; i++ {
-		l, err := net.ListenPacket("udp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		port := l.LocalAddr().(*net.UDPAddr).Port
-		l.Close()
-		if tl, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", port)); err == nil {
-			tl.Close()
-			return port
-		}
-	}
-	t.Fatal("no free port")
-	return 0
-}
+func freePort(t *testing.T) int { return lab.FreePort(t) }
 
-// mediaRange returns a fresh even-aligned port range for one daemon.
+// sippMediaPort is an even port, with the next ones free, for SIPp's RTP.
+func sippMediaPort(t *testing.T) int { return lab.FreeMediaPort(t) }
+
+// mediaRange returns a fresh port range for one daemon's relay, distinct
+// from every other daemon of this test process.
 var (
 	rangeMu   sync.Mutex
 	rangeNext = 42000
@@ -324,42 +186,5 @@ func mediaRange() (int, int) {
 	return lo, lo + 199
 }
 
-// sippMediaPort picks an even port for SIPp's RTP (it also uses +2 for
-// video and +1 for RTCP).
-func sippMediaPort(t *testing.T) int {
-	t.Helper()
-	for i := 0; i < 100; i++ {
-		p := freePort(t)
-		if p%2 == 0 && p < 65000 {
-			return p
-		}
-	}
-	t.Fatal("no even port")
-	return 0
-}
-
-func withTimeout(d time.Duration) (context.Context, context.CancelFunc) {
-	return context.WithTimeout(context.Background(), d)
-}
-
 // selfSigned makes a throwaway certificate for 127.0.0.1.
-func selfSigned(t *testing.T) tls.Certificate {
-	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tmpl := &x509.Certificate{
-		SerialNumber: big.NewInt(time.Now().UnixNano()),
-		Subject:      pkix.Name{CommonName: "test peer"},
-		NotBefore:    time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
-		IPAddresses: []net.IP{net.ParseIP("127.0.0.1")},
-		KeyUsage:    x509.KeyUsageDigitalSignature,
-		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth, x509.ExtKeyUsageClientAuth},
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key}
-}
+func selfSigned(t *testing.T) tls.Certificate { return lab.SelfSigned(t, "test peer").TLS }

@@ -31,7 +31,7 @@ peers:
 routes:
   - {user: 1xxx, to: cucm1, failover: [cucm2], leg: agent}
 `, l.sbc, lo, hi, l.caller, first.Port(), second.Port())
-	d := startCCSBC(t, cfg, 1)
+	d := startCCSBC(t, cfg)
 
 	call := func(n int) {
 		t.Helper()

@@ -3,7 +3,6 @@ package test
 import (
 	"fmt"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 )
@@ -15,7 +14,7 @@ func TestReloadKeepsCalls(t *testing.T) {
 	needTool(t, "sipp")
 	l := newLab(t, "udp")
 	cfg1 := l.config()
-	d := startCCSBC(t, cfg1, 1)
+	d := startCCSBC(t, cfg1)
 	second := freePort(t)
 	cfg2 := strings.Replace(cfg1, "{name: agents, user: 1xxx, to: cucm, leg: agent}", "{name: agents, user: 1xxx, to: cucm2, leg: agent}", 1)
 	cfg2 = strings.Replace(cfg2, "routes:", fmt.Sprintf("  - {name: cucm2, kind: cucm, address: \"127.0.0.1:%d\", transport: udp}\nroutes:", second), 1)
@@ -74,13 +73,13 @@ func TestReloadKeepsCalls(t *testing.T) {
 func TestDrain(t *testing.T) {
 	needTool(t, "sipp")
 	l := newLab(t, "udp")
-	d := startCCSBC(t, l.config(), 1)
+	d := startCCSBC(t, l.config())
 	uas := l.uas(t, "uas.xml", keys("-rtp_echo")...)
 	call := l.uac(t, "uac.xml", "1000", keys("-d", "3000", "-key", "pcap", g711a)...)
 	d.waitEvent("call answered", 1, 10*time.Second)
-	if err := d.cmd.Process.Signal(syscall.SIGTERM); err != nil {
-		t.Fatal(err)
-	}
+	// Stop sends SIGTERM and waits for ccsbc to drain and exit.
+	stopped := make(chan int, 1)
+	go func() { stopped <- d.Stop() }()
 	d.waitEvent("draining", 1, 5*time.Second)
 	l2 := *l
 	l2.caller = freePort(t)
@@ -93,8 +92,11 @@ func TestDrain(t *testing.T) {
 	}
 	uas.wait(t, 10*time.Second)
 	select {
-	case <-d.exited:
-	case <-time.After(10 * time.Second):
+	case code := <-stopped:
+		if code != 0 {
+			t.Errorf("ccsbc exited %d after draining", code)
+		}
+	case <-time.After(15 * time.Second):
 		t.Fatal("ccsbc did not exit once drained")
 	}
 	end := d.events("call end")

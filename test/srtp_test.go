@@ -66,7 +66,7 @@ routes:
 `, c.model, l.sip, l.lo, l.hi,
 		l.caller.Port()+1, pin(l.caller), c.callerSRTP,
 		l.callee.Port()+1, pin(l.callee), c.calleeSRTP, lab.FreePort(t), agentCodecs)
-	l.d = startCCSBC(t, cfg, 1)
+	l.d = startCCSBC(t, cfg)
 	l.capMedia = lab.StartCapture(t, "lo", fmt.Sprintf("udp portrange %d-%d", l.lo, l.hi))
 	l.capSIP = lab.StartCapture(t, "lo", fmt.Sprintf("tcp port %d or tcp port %d or tcp port %d or udp port %d or tcp port %d",
 		l.sip, l.callee.Port()+1, l.caller.Port()+1, l.callee.Port(), l.callee.Port()))

@@ -109,6 +109,8 @@ func CCSBCYAML(c CCSBCConfig, sip netip.AddrPort, p CCSBCPeers) string {
 	peer("cvp", "cvp", p.Caller, p.CallerSRTP, p.CallerPrint)
 	peer("cucm", "cucm", p.Callee, p.CalleeSRTP, p.CalleePrint)
 	b.WriteString("routes:\n  - {name: agents, user: 1xxx, to: cucm, leg: agent}\n")
+	// Benchmarks run beside other daemons: no admin API on the default port.
+	b.WriteString("admin: {listen: \"\"}\n")
 	return b.String()
 }
 

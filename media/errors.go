@@ -27,4 +27,21 @@ var (
 	// already received or older than the replay window; the relay drops it
 	// as Drops.Replayed.
 	ErrSRTPReplay = errors.New("media: srtp: replayed packet")
+
+	// ErrDTLSConfig reports a DTLSConfig StartDTLS cannot use; the
+	// wrapping error names the field.
+	ErrDTLSConfig = errors.New("media: invalid DTLS config")
+	// ErrDTLSStarted reports a StartDTLS on a side that already has a
+	// DTLS session.
+	ErrDTLSStarted = errors.New("media: dtls already started")
+	// ErrDTLSFingerprint reports a DTLS peer whose certificate does not
+	// match the a=fingerprint of its SDP (or that sent none): the leg is
+	// failed closed.
+	ErrDTLSFingerprint = errors.New("media: dtls: peer certificate does not match its fingerprint")
+	// ErrDTLSTimeout reports a DTLS handshake that did not finish within
+	// DTLSConfig.HandshakeTimeout: the leg is failed closed.
+	ErrDTLSTimeout = errors.New("media: dtls: handshake timed out")
+	// ErrDTLSHandshake reports a DTLS handshake that failed otherwise (an
+	// alert, no common SRTP profile, no keys): the leg is failed closed.
+	ErrDTLSHandshake = errors.New("media: dtls: handshake failed")
 )

@@ -70,6 +70,8 @@ type Stream struct {
 
 	setMu  sync.Mutex // serializes SetRemote (its latch carry-over reads, then writes)
 	rtcpMu sync.Mutex // serializes RTCP Transform calls (see SetTransform)
+	dtlsMu sync.Mutex // orders StartDTLS (storing a leg's dtls) with Close
+	dtlsWG sync.WaitGroup
 
 	closing atomic.Bool
 	done    chan struct{} // closed once Close has released everything
@@ -89,6 +91,7 @@ type leg struct {
 
 	remote atomic.Pointer[remote]     // nil until SetRemote gives a usable address
 	xform  atomic.Pointer[transforms] // nil: plain RTP
+	dtls   atomic.Pointer[dtlsLeg]    // nil: no DTLS-SRTP on this leg (see StartDTLS)
 }
 
 // remote is where one side's peer is, from its SDP. Immutable once stored;
@@ -186,6 +189,13 @@ func (s *Stream) Close() error {
 		<-s.done
 		return nil
 	}
+	s.dtlsMu.Lock()
+	for i := range s.legs {
+		if d := s.legs[i].dtls.Load(); d != nil {
+			d.stop()
+		}
+	}
+	s.dtlsMu.Unlock()
 	var errs []error
 	for i := range s.legs {
 		for _, c := range s.legs[i].conns {
@@ -195,6 +205,7 @@ func (s *Stream) Close() error {
 		}
 	}
 	s.wg.Wait()
+	s.dtlsWG.Wait()
 	s.m.remove(s)
 	for i := range s.legs {
 		s.m.ports.put(s.legs[i].port)
@@ -369,6 +380,12 @@ func (r *reader) relay(n int, src netip.AddrPort) {
 	}
 	s := r.s
 	src = unmap(src)
+	// RTP and RTCP start with 128-191 (RFC 7983 §7): one compare keeps
+	// them off the demultiplexer.
+	if n > 0 && r.buf[0] < 64 {
+		r.demux(n, src)
+		return
+	}
 	v := s.route(r.side, r.sock, src, r.buf[:n])
 	if v.drop != dropNone && v.drop != dropNoDestination {
 		c.drops[v.drop].Add(1)
@@ -408,5 +425,35 @@ func (r *reader) relay(n int, src netip.AddrPort) {
 	c.bytesOut.Add(uint64(n))
 	if v.rtcp {
 		c.rtcpOut.Add(1)
+	}
+}
+
+// demux handles a datagram whose first byte is below 64 (RFC 7983 §7):
+// STUN (0-3) is dropped and counted, no ICE being done yet; DTLS (20-63) on
+// the RTP socket of a leg with a DTLS session goes to its handshake if it
+// passes the same source check as RTP (rtpSource); anything else (ZRTP, DTLS
+// on a leg without DTLS or on an RTCP socket) is dropped. Not the RTP path:
+// a DTLS datagram is copied once for the handshake.
+func (r *reader) demux(n int, src netip.AddrPort) {
+	c := &r.ctr
+	pkt := r.buf[:n]
+	switch b := pkt[0]; {
+	case b <= 3:
+		c.drops[dropSTUN].Add(1)
+	case b >= 20 && r.sock == sockRTP:
+		d := r.s.legs[r.side].dtls.Load()
+		if d == nil {
+			c.drops[dropDTLS].Add(1)
+			return
+		}
+		if drop := d.accept(pkt, src); drop != dropNone {
+			c.drops[drop].Add(1)
+			return
+		}
+		c.dtlsIn.Add(1)
+	case b >= 20:
+		c.drops[dropDTLS].Add(1)
+	default:
+		c.drops[dropMalformed].Add(1)
 	}
 }

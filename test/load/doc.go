@@ -18,7 +18,12 @@
 //     TLS (Debian's SIPp has no TLS), and a long hold of many concurrent
 //     calls for the memory per call.
 //   - The suite (RunSuite, cmd/bench): every measurement repeated, medians
-//     and spreads, written to BENCHMARKS.md.
+//     and spreads, written to BENCHMARKS.md with analysis.md (the profile
+//     findings) appended.
+//   - Two measuring aids: cmd/ccsbcprof (ccsbc's server with pprof on a
+//     loopback port, started in place of ccsbc to profile it under load)
+//     and cmd/epollrelay (the smallest Go relay built as analysis.md
+//     suggests, measured beside ccsbc and rtpengine; not a product).
 //
 // Everything it sends goes to 127.0.0.0/8, and every loop is bounded in
 // count and in time. Processes it starts (ccsbc, rtpengine, SIPp) run in a

@@ -49,7 +49,6 @@ func ccsbc(t *testing.T) string {
 }
 
 func TestSmokeMedia(t *testing.T) {
-	need(t, "rtpengine", "rtpengine-daemon")
 	if testing.Short() {
 		t.Skip("-short")
 	}
@@ -61,8 +60,12 @@ func TestSmokeMedia(t *testing.T) {
 		{"ccsbc", load.RTPtoRTP}, {"rtpengine", load.RTPtoRTP},
 		{"ccsbc", load.RTPtoSRTP}, {"rtpengine", load.RTPtoSRTP},
 		{"ccsbc", load.SRTPtoSRTP}, {"rtpengine", load.SRTPtoSRTP},
+		{"epollrelay", load.RTPtoRTP},
 	} {
 		t.Run(tc.relay+"/"+string(tc.mode), func(t *testing.T) {
+			if tc.relay == "rtpengine" {
+				need(t, "rtpengine", "rtpengine-daemon")
+			}
 			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 			defer cancel()
 			res, err := load.RunMedia(ctx, load.MediaConfig{

@@ -15,7 +15,7 @@ import (
 
 // MediaConfig configures RunMedia.
 type MediaConfig struct {
-	Relay string // "ccsbc" or "rtpengine"
+	Relay string // "ccsbc", "rtpengine" or "epollrelay" (the measuring stick of analysis.md)
 	Mode  Mode
 	// Levels are the call counts measured, in increasing order: calls are
 	// added to reach each one, then a window is measured. A single run has
@@ -145,8 +145,10 @@ func RunMedia(ctx context.Context, cfg MediaConfig) ([]MediaResult, error) {
 		c := cfg.Rtpengine
 		c.Dir, c.CPUs = cfg.Dir, cfg.RelayCPUs
 		relay, err = StartRtpengine(ctx, c, cfg.Mode)
+	case "epollrelay":
+		relay, err = StartEpollRelay(cfg.Dir, cfg.RelayCPUs, 36000, cfg.Mode)
 	default:
-		return nil, fmt.Errorf("load: relay %q: want ccsbc or rtpengine", cfg.Relay)
+		return nil, fmt.Errorf("load: relay %q: want ccsbc, rtpengine or epollrelay", cfg.Relay)
 	}
 	if err != nil {
 		return na(err)

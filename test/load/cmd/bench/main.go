@@ -36,6 +36,8 @@ func main() {
 	keep := flag.Bool("keep", false, "keep the working directory (configs, logs)")
 	timeout := flag.Duration("timeout", 90*time.Minute, "bound on the whole suite")
 	render := flag.String("render", "", "do not measure: write the report from this -json file of an earlier run")
+	merge := flag.String("merge", "", "start from this -json file of an earlier run and measure again only -phases")
+	phases := flag.String("phases", "", "comma-separated phases to run: media, search, cps, hold (default all)")
 	flag.Parse()
 	if *render != "" {
 		b, err := os.ReadFile(*render)
@@ -88,10 +90,26 @@ func main() {
 		fatal(err)
 	}
 
-	suite := load.RunSuite(ctx, cfg)
+	if *phases != "" {
+		cfg.Phases = strings.Split(*phases, ",")
+	}
+	var prev *load.Suite
+	if *merge != "" {
+		b, err := os.ReadFile(*merge)
+		if err != nil {
+			fatal(err)
+		}
+		prev = new(load.Suite)
+		if err := json.Unmarshal(b, prev); err != nil {
+			fatal(err)
+		}
+	}
+	suite := load.RunSuite(ctx, cfg, prev)
 	if *raw != "" {
-		b, _ := json.MarshalIndent(suite, "", "  ")
-		if err := os.WriteFile(*raw, b, 0o644); err != nil {
+		b, err := json.MarshalIndent(suite, "", "  ")
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "bench: raw results:", err)
+		} else if err := os.WriteFile(*raw, b, 0o644); err != nil {
 			fatal(err)
 		}
 	}

@@ -26,7 +26,7 @@ import (
 )
 
 func main() {
-	relay := flag.String("relay", "ccsbc", "relay under test: ccsbc or rtpengine")
+	relay := flag.String("relay", "ccsbc", "relay under test: ccsbc, rtpengine, or epollrelay (RTP only: the measuring stick of test/load/analysis.md)")
 	mode := flag.String("mode", "rtp-rtp", "rtp-rtp, rtp-srtp or srtp-srtp")
 	calls := flag.String("calls", "100", "call counts, comma-separated and increasing: calls are added to reach each, then measured")
 	warmup := flag.Duration("warmup", 3*time.Second, "media time before each measurement window")

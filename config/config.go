@@ -169,12 +169,30 @@ type Peer struct {
 	// and Unified CM do (no GCM). Also AEAD_AES_128_GCM, AEAD_AES_256_GCM,
 	// AES_256_CM_HMAC_SHA1_80 (alias AES_CM_256_HMAC_SHA1_80).
 	SRTPSuites []string `yaml:"srtp_suites"`
+	// SRTPKeying is how SRTP keys are exchanged with the peer on an SRTP
+	// leg: sdes (a=crypto in the SDP over TLS, what Cisco gear does) or
+	// dtls (DTLS-SRTP on the media port, RFC 5763/5764: a=fingerprint and
+	// a=setup in the SDP, rtcp-mux required). Default sdes. With dtls the
+	// suites above are the DTLS-SRTP protection profiles offered, and
+	// AES_256_CM_HMAC_SHA1_80, which has none, may not be listed.
+	SRTPKeying string `yaml:"srtp_keying"`
 	// Codecs lists the codec names the peer may use, in preference order
 	// (PCMU, PCMA, G729, G722, telephone-event...). Default: any.
 	Codecs []string `yaml:"codecs"`
 
 	// Line is where the peer starts in the file (0 if built in code).
 	Line int `yaml:"-"`
+}
+
+// The values of Peer.SRTPKeying.
+const (
+	KeyingSDES = "sdes"
+	KeyingDTLS = "dtls"
+)
+
+// Policy is what policy needs to know of the peer, reached over transport.
+func (p *Peer) Policy(transport policy.Transport) policy.Peer {
+	return policy.Peer{Name: p.Name, Transport: transport, SRTP: p.SRTP, DTLS: p.SRTPKeying == KeyingDTLS}
 }
 
 // Route sends calls whose Request-URI user matches User (and, when From is

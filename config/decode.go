@@ -488,6 +488,7 @@ func (d *decoder) peer(n *yaml.Node, path string) Peer {
 		bind("keepalive", &p.Keepalive, d.duration),
 		bind("down_after", &p.DownAfter, d.integer),
 		bind("srtp_suites", &p.SRTPSuites, list(d, "[AES_CM_128_HMAC_SHA1_80, AES_CM_128_HMAC_SHA1_32]", d.str)),
+		bind("srtp_keying", &p.SRTPKeying, d.str),
 		bind("codecs", &p.Codecs, list(d, "[PCMU, telephone-event]", d.str)),
 	})
 	return p

@@ -70,6 +70,9 @@ func (c *Config) ApplyDefaults() {
 		if len(p.SRTPSuites) == 0 {
 			p.SRTPSuites = []string{"AES_CM_128_HMAC_SHA1_80", "AES_CM_128_HMAC_SHA1_32"}
 		}
+		if p.SRTPKeying == "" {
+			p.SRTPKeying = KeyingSDES
+		}
 		if p.Kind == "" {
 			p.Kind = defaultPeerKind
 		}

@@ -66,6 +66,31 @@ peers:
 			want: []string{`lab.yaml:12: peers[2].transport: "sctp" is not one of udp, tcp, tls`},
 		},
 		{
+			name: "srtp keying",
+			yaml: `model: 1
+listeners:
+  - transport: udp
+    address: 127.0.0.1:5060
+peers:
+  - name: cvp
+    address: 127.0.0.1:5070
+    srtp_keying: zrtp
+  - name: cucm
+    address: 127.0.0.1:5080
+    srtp_keying: dtls
+  - name: vvb
+    address: 127.0.0.1:5090
+    srtp: true
+    srtp_keying: dtls
+    srtp_suites: [AEAD_AES_128_GCM, AES_256_CM_HMAC_SHA1_80]
+`,
+			want: []string{
+				`lab.yaml:8: peers[0].srtp_keying: "zrtp" is not one of sdes, dtls`,
+				`lab.yaml:11: peers[1].srtp_keying: dtls keys SRTP, but the peer is not declared SRTP-capable; set srtp: true, or remove srtp_keying`,
+				`lab.yaml:16: peers[2].srtp_suites[1]: AES_256_CM_HMAC_SHA1_80 has no DTLS-SRTP protection profile`,
+			},
+		},
+		{
 			name: "misspelled top-level key",
 			yaml: `model: 1
 listener:

@@ -379,9 +379,15 @@ func (k *checker) peers() {
 				k.errorf(sk, "%q is not an SRTP suite ccsbc supports; use AES_CM_128_HMAC_SHA1_80, AES_CM_128_HMAC_SHA1_32, AEAD_AES_128_GCM, AEAD_AES_256_GCM or AES_256_CM_HMAC_SHA1_80", name)
 			case suites[suite]:
 				k.errorf(sk, "%s is listed twice; list each suite once, in preference order", name)
+			case p.SRTPKeying == KeyingDTLS && !suite.DTLS():
+				k.errorf(sk, "%s has no DTLS-SRTP protection profile; with srtp_keying: dtls use AES_CM_128_HMAC_SHA1_80, AES_CM_128_HMAC_SHA1_32, AEAD_AES_128_GCM or AEAD_AES_256_GCM", name)
 			default:
 				suites[suite] = true
 			}
+		}
+		k.oneOf(key+".srtp_keying", p.SRTPKeying, []string{KeyingSDES, KeyingDTLS})
+		if p.SRTPKeying == KeyingDTLS && !p.SRTP {
+			k.errorf(key+".srtp_keying", "dtls keys SRTP, but the peer is not declared SRTP-capable; set srtp: true, or remove srtp_keying")
 		}
 		seen := map[string]bool{}
 		for j, name := range p.Codecs {

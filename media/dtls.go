@@ -92,12 +92,13 @@ type DTLSConfig struct {
 	// (replay window); the zero value is the default, as for SDES.
 	SRTP SRTPOptions
 	// OnResult, if not nil, is called once with the outcome of the
-	// handshake: nil once the leg's SRTP keys are installed, or an error
+	// handshake: the suite negotiated (use_srtp) and a nil error once the
+	// leg's SRTP keys are installed, or a zero suite and an error
 	// wrapping ErrDTLSFingerprint, ErrDTLSTimeout or ErrDTLSHandshake once
 	// the leg has been failed closed. It runs in a goroutine of its own and
 	// may call Stream.Close (not Manager.Close). It is not called if the
 	// stream is closed before the handshake ends.
-	OnResult func(side Side, err error)
+	OnResult func(side Side, suite SRTPSuite, err error)
 }
 
 // defaultDTLSProfiles: ccsbc's default SDES suite first, as Unified CM
@@ -159,6 +160,12 @@ func dtlsProfile(s SRTPSuite) (dtls.SRTPProtectionProfile, bool) {
 		return dtls.SRTPProtectionProfile(s.Profile()), true
 	}
 	return 0, false
+}
+
+// DTLS reports whether the suite can be negotiated by DTLS-SRTP.
+func (s SRTPSuite) DTLS() bool {
+	_, ok := dtlsProfile(s)
+	return ok
 }
 
 func suiteOfDTLSProfile(p dtls.SRTPProtectionProfile) (SRTPSuite, bool) {
@@ -334,8 +341,9 @@ func (d *dtlsLeg) run(conn *dtls.Conn) {
 	if d.ctx.Err() != nil {
 		return // Close: nobody to report to
 	}
+	var suite SRTPSuite
 	if err == nil {
-		err = d.install(conn)
+		suite, err = d.install(conn)
 	} else {
 		err = d.classify(err, errors.Is(ctx.Err(), context.DeadlineExceeded))
 	}
@@ -348,7 +356,7 @@ func (d *dtlsLeg) run(conn *dtls.Conn) {
 	}
 	if d.cfg.OnResult != nil {
 		s.m.callbacks.Add(1)
-		go s.m.report(d.cfg.OnResult, d.side, err)
+		go s.m.report(d.cfg.OnResult, d.side, suite, err)
 	}
 	if err != nil {
 		return
@@ -378,36 +386,36 @@ func (d *dtlsLeg) classify(err error, timedOut bool) error {
 
 // install checks the peer's certificate once more, exports the SRTP keys
 // (RFC 5764 §4.2) and installs them on the leg.
-func (d *dtlsLeg) install(conn *dtls.Conn) error {
+func (d *dtlsLeg) install(conn *dtls.Conn) (SRTPSuite, error) {
 	state, ok := conn.ConnectionState()
 	if !ok {
-		return fmt.Errorf("%w: no connection state", ErrDTLSHandshake)
+		return 0, fmt.Errorf("%w: no connection state", ErrDTLSHandshake)
 	}
 	// pion called verify during the handshake; a handshake that ended
 	// without a peer certificate (resumption, a pion change) must not pass.
 	if err := d.verify(state.PeerCertificates, nil); err != nil {
-		return err
+		return 0, err
 	}
 	profile, ok := conn.SelectedSRTPProtectionProfile()
 	if !ok {
-		return fmt.Errorf("%w: no SRTP protection profile negotiated (use_srtp)", ErrDTLSHandshake)
+		return 0, fmt.Errorf("%w: no SRTP protection profile negotiated (use_srtp)", ErrDTLSHandshake)
 	}
 	suite, ok := suiteOfDTLSProfile(profile)
 	if !ok {
-		return fmt.Errorf("%w: peer chose SRTP protection profile %#04x", ErrDTLSHandshake, uint16(profile))
+		return 0, fmt.Errorf("%w: peer chose SRTP protection profile %#04x", ErrDTLSHandshake, uint16(profile))
 	}
 	sc := srtp.Config{Profile: suite.Profile()}
 	if err := sc.ExtractSessionKeysFromDTLS(&state, d.cfg.Role == DTLSClient); err != nil {
-		return fmt.Errorf("%w: export SRTP keys: %w", ErrDTLSHandshake, err)
+		return 0, fmt.Errorf("%w: export SRTP keys: %w", ErrDTLSHandshake, err)
 	}
 	remote := SRTPKeys{Suite: suite, Key: sc.Keys.RemoteMasterKey, Salt: sc.Keys.RemoteMasterSalt}
 	local := SRTPKeys{Suite: suite, Key: sc.Keys.LocalMasterKey, Salt: sc.Keys.LocalMasterSalt}
 	rtpX, rtcpX, err := NewSRTPTransform(remote, local, d.cfg.SRTP)
 	if err != nil {
-		return fmt.Errorf("%w: %w", ErrDTLSHandshake, err)
+		return 0, fmt.Errorf("%w: %w", ErrDTLSHandshake, err)
 	}
 	d.s.SetTransform(d.side, rtpX, rtcpX)
-	return nil
+	return suite, nil
 }
 
 // accept takes a DTLS datagram the leg's RTP reader received from src. It
@@ -494,9 +502,9 @@ func (d *dtlsLeg) stop() {
 }
 
 // report runs a DTLSConfig.OnResult callback, outside any lock.
-func (m *Manager) report(f func(Side, error), side Side, err error) {
+func (m *Manager) report(f func(Side, SRTPSuite, error), side Side, suite SRTPSuite, err error) {
 	defer m.callbacks.Done()
-	f(side, err)
+	f(side, suite, err)
 }
 
 // dtlsPacketConn is the net.PacketConn pion's DTLS runs on: it reads the

@@ -8,6 +8,7 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"errors"
+	"fmt"
 	"net"
 	"net/netip"
 	"regexp"
@@ -207,7 +208,7 @@ func (g *dtlsRig) config(role DTLSRole, suites ...SRTPSuite) DTLSConfig {
 		RemoteFingerprint: Fingerprint(g.pb.cert),
 		Profiles:          suites,
 		HandshakeTimeout:  5 * time.Second,
-		OnResult: func(side Side, err error) {
+		OnResult: func(side Side, _ SRTPSuite, err error) {
 			if side != B {
 				err = errors.New("OnResult for side " + side.String())
 			}
@@ -471,7 +472,12 @@ func TestDTLSRelayAllocs(t *testing.T) {
 			cert := newCert(t)
 			res := make(chan error, 1)
 			err := s.StartDTLS(B, DTLSConfig{Role: DTLSClient, Certificate: cert, RemoteFingerprint: Fingerprint(pb.cert),
-				Profiles: []SRTPSuite{suite}, OnResult: func(_ Side, err error) { res <- err }})
+				Profiles: []SRTPSuite{suite}, OnResult: func(_ Side, got SRTPSuite, err error) {
+					if err == nil && got != suite {
+						err = fmt.Errorf("OnResult reports suite %v, want %v", got, suite)
+					}
+					res <- err
+				}})
 			if err != nil {
 				t.Fatal(err)
 			}

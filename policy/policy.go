@@ -156,6 +156,8 @@ type Peer struct {
 	Name      string
 	Transport Transport
 	SRTP      bool // declared SRTP-capable
+	// DTLS: the peer keys SRTP by DTLS-SRTP (RFC 5763) rather than SDES.
+	DTLS bool
 }
 
 // CallState is what policy needs to know of the call a leg belongs to.
@@ -243,6 +245,9 @@ func DecideLeg(m Model, class LegClass, p Peer, st CallState) Decision {
 	case !p.SRTP:
 		d.Exception = true
 		d.Reason = fmt.Sprintf("%s, but peer %s is not declared SRTP-capable: RTP on this leg (exception)", r.reason, p.Name)
+	case p.DTLS:
+		d.Protection = DTLSSRTP
+		d.Reason = r.reason + " (keyed by DTLS-SRTP)"
 	default:
 		d.Protection = SRTP
 		d.Reason = r.reason

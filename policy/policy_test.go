@@ -115,3 +115,25 @@ func TestPortBlocked(t *testing.T) {
 		t.Errorf("BlockedPortsIn(100,200) = %v", got)
 	}
 }
+
+// TestDTLSKeying: a peer that keys by DTLS-SRTP gets DTLS-SRTP wherever the
+// model gives SRTP, and nothing more: the exceptions still win.
+func TestDTLSKeying(t *testing.T) {
+	p := Peer{Name: "browser", Transport: TLS, SRTP: true, DTLS: true}
+	for m := ModelUnsecured; m <= ModelEndToEnd; m++ {
+		for _, class := range LegClasses {
+			sdes := DecideLeg(m, class, Peer{Name: "browser", Transport: TLS, SRTP: true}, CallState{})
+			d := DecideLeg(m, class, p, CallState{})
+			want := sdes.Protection
+			if want == SRTP {
+				want = DTLSSRTP
+			}
+			if d.Protection != want || d.Exception != sdes.Exception || d.Secure() != sdes.Secure() {
+				t.Errorf("model %d %s: DTLS peer got %s (exception %v), SDES peer %s", m, class, d.Protection, d.Exception, sdes.Protection)
+			}
+		}
+		if d := DecideLeg(m, LegAgent, p, CallState{DialerConnected: true}); d.Protection != RTP {
+			t.Errorf("model %d: DTLS agent with the dialer connected: %s", m, d.Protection)
+		}
+	}
+}

@@ -55,8 +55,8 @@ func (c *call) auditFields(reason string, answered time.Time, stats []media.Stre
 	for i := range legs {
 		legs[i].ti = legs[i].l.tlsInfo()
 		for _, st := range c.srtp[legs[i].side] {
-			if st.local.Suite != 0 {
-				legs[i].suite = st.local.Suite.String()
+			if st.suite() != 0 {
+				legs[i].suite = st.suite().String()
 			}
 		}
 	}

@@ -205,8 +205,14 @@ func (s *Server) newCall(req *sip.Request, tx sip.ServerTransaction) {
 	if inPeer != nil && inPeer.Kind == "dialer" {
 		inClass, st.DialerConnected = policy.LegDialer, true
 	}
-	inDec := policy.DecideLeg(cfg.Model, inClass, policy.Peer{Name: in.peerName, Transport: policy.Transport(strings.ToLower(in.transport)), SRTP: inPeer != nil && inPeer.SRTP}, st)
-	outDec := policy.DecideLeg(cfg.Model, route.Leg, policy.Peer{Name: outPeer.Name, Transport: outPeer.Transport, SRTP: outPeer.SRTP}, st)
+	inTransport := policy.Transport(strings.ToLower(in.transport))
+	inPolicy := policy.Peer{Name: in.peerName, Transport: inTransport}
+	if inPeer != nil {
+		inPolicy = inPeer.Policy(inTransport)
+		inPolicy.Name = in.peerName
+	}
+	inDec := policy.DecideLeg(cfg.Model, inClass, inPolicy, st)
+	outDec := policy.DecideLeg(cfg.Model, route.Leg, outPeer.Policy(outPeer.Transport), st)
 	c.dec = [2]policy.Decision{inDec, outDec}
 	c.model = cfg.Model
 	c.log = log.With(zap.String("out_call_id", out.callID))

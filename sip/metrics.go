@@ -102,8 +102,8 @@ func (s *Server) ListCalls() []admin.Call {
 		suites := [2]string{}
 		for side := range c.srtp {
 			for _, st := range c.srtp[side] {
-				if st.local.Suite != 0 {
-					suites[side] = st.local.Suite.String()
+				if st.suite() != 0 {
+					suites[side] = st.suite().String()
 				}
 			}
 		}

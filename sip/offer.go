@@ -83,6 +83,10 @@ func (c *call) handleAnswer(from *leg, body []byte) ([]byte, error) {
 		st.SetRemote(offerer.side, mediaDest(om.RTP), mediaDest(om.RTCP), om.Mux, offerer.signalIP)
 		st.SetRemote(from.side, mediaDest(am.RTP), mediaDest(am.RTCP), am.Mux, from.signalIP)
 		st.SetHold(om.Hold || am.Hold || am.Disabled())
+		if !am.Disabled() {
+			c.startDTLSLocked(offerer, i, st)
+			c.startDTLSLocked(from, i, st)
+		}
 	}
 	return sd.rewrite(&offerer.origin, c.s.cfg.Media.Advertise, ports)
 }
@@ -136,6 +140,15 @@ type legSRTP struct {
 	peerKeys    media.SRTPKeys   // the keys of that line
 	peerOffered bool             // the peer's offer carried SRTP that was accepted
 	offered     []media.SRTPKeys // ccsbc's keys in its offer to the peer, one per suite
+	dtls        legDTLS          // on a DTLS-SRTP leg
+}
+
+// suite is the SRTP suite the leg runs, by SDES or DTLS-SRTP; 0 for RTP.
+func (st *legSRTP) suite() media.SRTPSuite {
+	if st.dtls.suite != 0 {
+		return st.dtls.suite
+	}
+	return st.local.Suite
 }
 
 func (c *call) srtpLocked(side media.Side, i int) *legSRTP {
@@ -181,6 +194,13 @@ func (c *call) acceptOfferSecurityLocked(l *leg, sd *sessionDesc) error {
 		st := c.srtpLocked(l.side, i)
 		st.peerOffered = false
 		switch {
+		case isDTLS(dec):
+			if err := c.acceptDTLSOfferLocked(l, i, m); err != nil {
+				return err
+			}
+			st.peerOffered = true
+		case dec.Secure() && dtlsProto(m.Proto):
+			return fmt.Errorf("%w: %s offered DTLS-SRTP on m= line %d, but ccsbc keys SRTP with it by SDES (srtp_keying: sdes)", ErrSRTPRequired, l.peerName, i+1)
 		case dec.Secure() && !secureProto(m.Proto):
 			return fmt.Errorf("%w: %s offered %s on m= line %d, but %s", ErrSRTPRequired, l.peerName, m.Proto, i+1, dec.Reason)
 		case dec.Secure():
@@ -210,6 +230,10 @@ func (c *call) offerSecurityLocked(l *leg, sd *sessionDesc, ports []localPorts) 
 		st.offered = nil
 		if !dec.Secure() {
 			ports[i].Proto = "RTP/AVP"
+			continue
+		}
+		if isDTLS(dec) {
+			c.dtlsOfferLocked(l, i, &ports[i])
 			continue
 		}
 		if !sdesAllowed(l) {
@@ -246,6 +270,12 @@ func (c *call) acceptAnswerSecurityLocked(l *leg, sd *sessionDesc) error {
 				return fmt.Errorf("%w: %s answered %s on m= line %d; this leg carries RTP: %s", ErrSRTPUnsupported, l.peerName, m.Proto, i+1, dec.Reason)
 			}
 			st.remote, st.local = media.SRTPKeys{}, media.SRTPKeys{}
+			continue
+		}
+		if isDTLS(dec) {
+			if err := c.acceptDTLSAnswerLocked(l, i, m); err != nil {
+				return err
+			}
 			continue
 		}
 		if !secureProto(m.Proto) || len(m.Cryptos) == 0 {
@@ -293,6 +323,10 @@ func (c *call) answerSecurityLocked(l *leg, sd *sessionDesc, ports []localPorts)
 		if !st.peerOffered {
 			return fmt.Errorf("%w: no SRTP offer from %s to answer", ErrSRTPRequired, l.peerName)
 		}
+		if isDTLS(dec) {
+			c.dtlsAnswerLocked(l, i, c.offer.media[i], &ports[i])
+			continue
+		}
 		ours, err := keysFor(st.local, st.peerKeys.Suite)
 		if err != nil {
 			return err
@@ -332,8 +366,8 @@ func (st *legSRTP) setKeys(remote, local media.SRTPKeys) {
 func (c *call) applySRTPLocked(i int, stream *media.Stream) {
 	for _, side := range []media.Side{media.A, media.B} {
 		st := c.srtpLocked(side, i)
-		if st.applied {
-			continue
+		if st.applied || isDTLS(c.dec[side]) {
+			continue // a DTLS-SRTP leg's transforms come from its handshake
 		}
 		if st.remote.Suite == 0 {
 			stream.SetTransform(side, nil, nil)

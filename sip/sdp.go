@@ -27,7 +27,11 @@ type sdpMedia struct {
 	Hold      bool           // direction other than sendrecv, or c=0.0.0.0
 	Crypto    bool           // carries a=crypto (SDES keys)
 	Cryptos   []string       // the a=crypto values, in the offerer's order
-	Formats   []string
+	// Fingerprint and Setup are the DTLS-SRTP parameters (RFC 8122, RFC
+	// 4145): media level, or the session level's when the line has none.
+	Fingerprint string
+	Setup       string
+	Formats     []string
 }
 
 // Disabled reports whether the m= line is rejected or disabled (port 0).
@@ -50,12 +54,23 @@ func parseSDP(body []byte) (*sessionDesc, error) {
 		return nil, fmt.Errorf("%w: no m= line", ErrSDPMalformed)
 	}
 	sessAddr, sessErr := connAddr(s.sd.ConnectionInformation)
+	var sessFP, sessSetup string
+	for _, a := range s.sd.Attributes {
+		switch a.Key {
+		case "fingerprint":
+			sessFP = a.Value
+		case "setup":
+			sessSetup = a.Value
+		}
+	}
 	for i, md := range s.sd.MediaDescriptions {
 		m := sdpMedia{
-			Kind:      md.MediaName.Media,
-			Proto:     strings.Join(md.MediaName.Protos, "/"),
-			Formats:   md.MediaName.Formats,
-			Direction: "sendrecv",
+			Kind:        md.MediaName.Media,
+			Proto:       strings.Join(md.MediaName.Protos, "/"),
+			Formats:     md.MediaName.Formats,
+			Direction:   "sendrecv",
+			Fingerprint: sessFP,
+			Setup:       sessSetup,
 		}
 		port := md.MediaName.Port.Value
 		if port < 0 || port > 65535 {
@@ -91,6 +106,10 @@ func parseSDP(body []byte) (*sessionDesc, error) {
 			case "crypto":
 				m.Crypto = true
 				m.Cryptos = append(m.Cryptos, a.Value)
+			case "fingerprint":
+				m.Fingerprint = a.Value
+			case "setup":
+				m.Setup = a.Value
 			}
 		}
 		if m.Direction == "sendrecv" {
@@ -164,10 +183,17 @@ type localPorts struct {
 	RTP, RTCP netip.AddrPort
 	Proto     string   // transport protocol written in m=; "" keeps the original
 	Crypto    []string // ccsbc's a=crypto values for this leg
+	// Fingerprint and Setup, on a DTLS-SRTP leg, are ccsbc's a=fingerprint
+	// and a=setup; such a leg always runs rtcp-mux.
+	Fingerprint, Setup string
 }
 
 // SecureProto reports whether an m= protocol is an SRTP profile.
 func secureProto(proto string) bool { return strings.Contains(proto, "SAVP") }
+
+// dtlsProto reports whether an m= protocol is DTLS-SRTP's (RFC 5764 §8:
+// UDP/TLS/RTP/SAVP, or SAVPF).
+func dtlsProto(proto string) bool { return strings.HasPrefix(proto, "UDP/TLS/RTP/SAVP") }
 
 // droppedAttrs are attributes that must not cross ccsbc: ICE would leak the
 // other side's candidates and bypass the relay; keys and DTLS parameters
@@ -175,8 +201,8 @@ func secureProto(proto string) bool { return strings.Contains(proto, "SAVP") }
 var droppedAttrs = map[string]bool{
 	"candidate": true, "remote-candidates": true, "ice-ufrag": true, "ice-pwd": true,
 	"ice-options": true, "ice-lite": true, "ice-mismatch": true, "end-of-candidates": true,
-	"crypto": true, "fingerprint": true, "setup": true, "connection": true,
-	"rtcp": true, // rewritten below
+	"crypto": true, "fingerprint": true, "setup": true, "connection": true, "tls-id": true,
+	"rtcp": true, "rtcp-mux": true, // rewritten below
 }
 
 // rewrite renders s for the other leg: origin, connection and ports become
@@ -217,7 +243,14 @@ func (s *sessionDesc) rewrite(o *sdpOrigin, advertise netip.Addr, ports []localP
 			for _, c := range ports[i].Crypto {
 				nm.Attributes = append(nm.Attributes, sdp.Attribute{Key: "crypto", Value: c})
 			}
-			if !m.Mux {
+			if ports[i].Fingerprint != "" {
+				nm.Attributes = append(nm.Attributes,
+					sdp.Attribute{Key: "fingerprint", Value: ports[i].Fingerprint},
+					sdp.Attribute{Key: "setup", Value: ports[i].Setup})
+			}
+			if m.Mux || ports[i].Fingerprint != "" {
+				nm.Attributes = append(nm.Attributes, sdp.Attribute{Key: "rtcp-mux"})
+			} else {
 				nm.Attributes = append(nm.Attributes, sdp.Attribute{Key: "rtcp", Value: strconv.Itoa(int(ports[i].RTCP.Port()))})
 			}
 			if s.media[i].Hold && m.Direction == "sendrecv" {

@@ -62,6 +62,8 @@ type Server struct {
 	cert         tls.Certificate
 	certFP       string
 	peerVerifier *config.PeerVerifier
+	dtlsCert     tls.Certificate // presented in DTLS-SRTP handshakes
+	dtlsFP       string          // its a=fingerprint
 
 	listeners []*listener
 	metrics   *admin.Metrics // nil: none
@@ -101,6 +103,11 @@ func New(cfg *config.Config, log *zap.Logger) (*Server, error) {
 	for _, p := range cfg.Peers {
 		needTLS = needTLS || p.Transport == policy.TLS
 	}
+	dtlsCert, err := newDTLSCertificate()
+	if err != nil {
+		return nil, fmt.Errorf("sip: DTLS-SRTP certificate: %w", err)
+	}
+	s.dtlsCert, s.dtlsFP = dtlsCert, media.Fingerprint(dtlsCert)
 	var clientTLS *tls.Config
 	if needTLS {
 		cert, fp, err := config.LoadOrCreateCertificate(&cfg.TLS)

@@ -32,14 +32,23 @@ type tlsCase struct {
 	callerToneHz float64
 	calleeToneHz float64
 	agentsG729   bool // declare the agent peer G.729-only (the whisper conflict)
+	callerDTLS   bool // the caller peer keys SRTP by DTLS-SRTP (srtp_keying: dtls)
+	calleeDTLS   bool
 }
 
 func startTLSLab(t *testing.T, c tlsCase) *tlsLab {
 	t.Helper()
 	l := &tlsLab{sip: lab.FreePort(t)}
 	l.lo, l.hi = mediaRange()
-	l.caller = lab.Baresip(t, lab.BaresipOptions{User: "cvp", MediaEnc: c.callerEnc, ToneHz: c.callerToneHz, Codecs: []string{"pcmu"}, Name: "caller"})
-	l.callee = lab.Baresip(t, lab.BaresipOptions{User: c.user, MediaEnc: c.calleeEnc, ToneHz: c.calleeToneHz, Codecs: []string{"pcmu"}, Name: "callee"})
+	// A DTLS-SRTP peer runs rtcp-mux: ccsbc does DTLS on the RTP port only.
+	l.caller = lab.Baresip(t, lab.BaresipOptions{User: "cvp", MediaEnc: c.callerEnc, ToneHz: c.callerToneHz, Codecs: []string{"pcmu"}, Name: "caller", RTCPMux: c.callerDTLS})
+	l.callee = lab.Baresip(t, lab.BaresipOptions{User: c.user, MediaEnc: c.calleeEnc, ToneHz: c.calleeToneHz, Codecs: []string{"pcmu"}, Name: "callee", RTCPMux: c.calleeDTLS})
+	keying := func(dtls bool) string {
+		if dtls {
+			return "dtls"
+		}
+		return "sdes"
+	}
 	pin := func(u *lab.UA) string { return u.Cert().Fingerprint }
 	agentCodecs := "[]"
 	if c.agentsG729 {
@@ -51,8 +60,8 @@ listeners:
   - {transport: tls, address: "127.0.0.1:%d"}
 media: {bind: 127.0.0.1, ports: %d-%d}
 peers:
-  - {name: cvp, kind: cvp, address: "127.0.0.1:%[5]d", transport: tls, verify: fingerprint, fingerprint: "%[6]s", srtp: %[7]v}
-  - {name: cucm, kind: cucm, address: "127.0.0.1:%[8]d", transport: tls, verify: fingerprint, fingerprint: "%[9]s", srtp: %[10]v, codecs: %[12]s}
+  - {name: cvp, kind: cvp, address: "127.0.0.1:%[5]d", transport: tls, verify: fingerprint, fingerprint: "%[6]s", srtp: %[7]v, srtp_keying: %[13]s}
+  - {name: cucm, kind: cucm, address: "127.0.0.1:%[8]d", transport: tls, verify: fingerprint, fingerprint: "%[9]s", srtp: %[10]v, codecs: %[12]s, srtp_keying: %[14]s}
   - {name: vvb, kind: vvb, address: "127.0.0.1:%[8]d", transport: tls, verify: fingerprint, fingerprint: "%[9]s", srtp: %[10]v}
   - {name: vxml-gw, kind: vxml-gw, address: "127.0.0.1:%[8]d", transport: tls, verify: fingerprint, fingerprint: "%[9]s"}
   - {name: vvb-mulaw, kind: vvb, address: "127.0.0.1:%[11]d", transport: tls, verify: insecure-lab, srtp: true, codecs: [PCMU]}
@@ -65,7 +74,7 @@ routes:
   - {user: 5xxx, to: vvb-mulaw, leg: whisper}
 `, c.model, l.sip, l.lo, l.hi,
 		l.caller.Port()+1, pin(l.caller), c.callerSRTP,
-		l.callee.Port()+1, pin(l.callee), c.calleeSRTP, lab.FreePort(t), agentCodecs)
+		l.callee.Port()+1, pin(l.callee), c.calleeSRTP, lab.FreePort(t), agentCodecs, keying(c.callerDTLS), keying(c.calleeDTLS))
 	l.d = startCCSBC(t, cfg)
 	l.capMedia = lab.StartCapture(t, "lo", fmt.Sprintf("udp portrange %d-%d", l.lo, l.hi))
 	l.capSIP = lab.StartCapture(t, "lo", fmt.Sprintf("tcp port %d or tcp port %d or tcp port %d or udp port %d or tcp port %d",
@@ -175,6 +184,10 @@ func TestSRTPPerLeg(t *testing.T) {
 		// The whisper conflict: agents in G.729, the whisper route to a
 		// G.711 VVB; ccsbc plays it from the G.729 VVB instead, over SRTP.
 		{"model4 whisper rerouted to the G.729 VVB", tlsCase{model: 4, callerEnc: "srtp-mand", calleeEnc: "srtp-mand", callerSRTP: true, calleeSRTP: true, user: "5000", agentsG729: true}, true, true},
+		// DTLS-SRTP on one leg, SDES on the other, both directions: ccsbc
+		// does the handshake on its media port and re-keys by SDES.
+		{"model4 DTLS-SRTP caller to SDES agent", tlsCase{model: 4, callerEnc: "dtls_srtp", calleeEnc: "srtp-mand", callerSRTP: true, calleeSRTP: true, user: "1000", callerDTLS: true}, true, true},
+		{"model4 SDES caller to DTLS-SRTP agent", tlsCase{model: 4, callerEnc: "srtp-mand", calleeEnc: "dtls_srtp", callerSRTP: true, calleeSRTP: true, user: "1000", calleeDTLS: true}, true, true},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -200,10 +213,20 @@ func TestSRTPPerLeg(t *testing.T) {
 					t.Errorf("%s must be plain RTP but its payload entropy is %.2f bits/byte", side.name, h)
 				}
 			}
+			if tc.callerDTLS || tc.calleeDTLS {
+				// The keys came from a DTLS handshake on ccsbc's media
+				// port, authenticated by the SDP's fingerprint.
+				if n := len(l.d.events("DTLS-SRTP keys installed")); n != 1 {
+					t.Errorf("%d DTLS-SRTP handshakes finished, want 1", n)
+				}
+				if n := l.capMedia.Count("dtls.handshake.type == 1"); n == 0 {
+					t.Errorf("no DTLS ClientHello crossed ccsbc's media ports")
+				}
+			}
 			if tc.user == "5000" && len(l.d.events("whisper rerouted")) != 1 {
 				t.Errorf("the whisper call was not rerouted to the G.729 VVB")
 			}
-			if enc := strings.Join(l.callee.MediaEncryption(), ","); tc.calleeSecure != strings.Contains(enc, "AES_CM") {
+			if enc := strings.Join(l.callee.MediaEncryption(), ","); !tc.calleeDTLS && tc.calleeSecure != strings.Contains(enc, "AES_CM") {
 				t.Errorf("callee media encryption events %q", enc)
 			}
 			// The audit record names each leg's TLS version, peer

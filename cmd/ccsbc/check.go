@@ -158,7 +158,7 @@ func legFor(dir string, cfg *config.Config, p *config.Peer, class policy.LegClas
 	if dir == "inbound" && p.Kind == "dialer" {
 		class, st.DialerConnected = policy.LegDialer, true
 	}
-	d := policy.DecideLeg(cfg.Model, class, policy.Peer{Name: p.Name, Transport: p.Transport, SRTP: p.SRTP}, st)
+	d := policy.DecideLeg(cfg.Model, class, p.Policy(p.Transport), st)
 	l := legReport{Direction: dir, Peer: p.Name, Kind: p.Kind, Transport: string(p.Transport),
 		Protection: string(d.Protection), Codecs: p.Codecs, Exception: d.Exception, Reason: d.Reason}
 	if d.Secure() {

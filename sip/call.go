@@ -41,6 +41,11 @@ type call struct {
 	busy      bool // an INVITE/UPDATE transaction is in progress (RFC 3261 §14.1 glare → 491)
 	answered  time.Time
 	ackWait   map[*leg]chan *sip.Request // 2xx to INVITE sent on that leg, waiting for ACK
+	// 100rel (prack.go): the caller's stance, ccsbc's last reliable 18x
+	// toward it and its RSeq, and the callee's last RSeq acknowledged.
+	inRequire100rel, inSupports100rel bool
+	rel                               *reliable18x
+	inRSeq, outRSeq                   uint32
 
 	endOnce sync.Once
 	ended   chan struct{}
@@ -121,10 +126,10 @@ func (s *Server) onInvite(req *sip.Request, tx sip.ServerTransaction) {
 		s.respond(req, tx, 503, "Service Unavailable", "ccsbc is draining")
 		return
 	}
-	if r := req.GetHeader("Require"); r != nil {
+	if bad := unsupportedRequired(req); len(bad) > 0 {
 		res := sip.NewResponseFromRequest(req, 420, "Bad Extension", nil)
-		res.AppendHeader(sip.NewHeader("Unsupported", r.Value()))
-		res.AppendHeader(warning("ccsbc does not support " + r.Value()))
+		res.AppendHeader(sip.NewHeader("Unsupported", strings.Join(bad, ", ")))
+		res.AppendHeader(warning("ccsbc does not support " + strings.Join(bad, ", ")))
 		_ = tx.Respond(res)
 		return
 	}
@@ -343,6 +348,8 @@ func (c *call) runInitial(req *sip.Request, tx sip.ServerTransaction) {
 	outReq := c.out.newRequest(sip.INVITE, outBody)
 	copyHeaders(outReq, req, c.out.local.Host)
 	outReq.AppendHeader(sip.NewHeader("Allow", allowMethods))
+	outReq.AppendHeader(sip.NewHeader("Supported", "100rel"))
+	c.inRequire100rel, c.inSupports100rel = inbound100rel(req)
 	if mf := req.MaxForwards(); mf != nil {
 		m := sip.MaxForwardsHeader(mf.Val() - 1)
 		outReq.ReplaceHeader(&m)
@@ -374,12 +381,29 @@ func (c *call) runInitial(req *sip.Request, tx sip.ServerTransaction) {
 			}
 			noAnswer.Stop()
 			if res.IsProvisional() {
+				reliable, duplicate, rseq := c.outboundReliable(res)
+				if duplicate {
+					continue
+				}
 				gotProvisional = true
 				c.out.learnFromResponse(res)
-				c.relayProvisional(req, tx, res)
+				if reliable {
+					go c.prack(res, rseq)
+				}
+				if err := c.relayProvisional(ctx, req, tx, res); err != nil {
+					c.noPRACK(req, tx, otx, outReq, err)
+					return
+				}
 				continue
 			}
 			if res.IsSuccess() {
+				if err := c.awaitPRACK(ctx); err != nil {
+					c.out.learnFromResponse(res)
+					c.ackOutbound(res, nil)
+					c.s.respond(req, tx, 504, "Server Time-out", err.Error())
+					c.end(err.Error(), false, true)
+					return
+				}
 				c.answer(req, tx, otx, res)
 				return
 			}
@@ -399,7 +423,7 @@ func (c *call) runInitial(req *sip.Request, tx sip.ServerTransaction) {
 			}
 			return
 		case <-ctx.Done():
-			c.cancelOutbound(otx, outReq, gotProvisional)
+			c.cancelOutbound(otx, outReq, gotProvisional, "cancelled by caller")
 			return
 		}
 	}
@@ -412,11 +436,12 @@ func errOr(err error) error {
 	return err
 }
 
-// cancelOutbound ends the outbound INVITE after the caller cancelled: CANCEL
-// once a provisional response allows it (RFC 3261 §9.1), then wait for the
-// final response; a 200 that crossed the CANCEL is acknowledged and hung up.
-func (c *call) cancelOutbound(otx sip.ClientTransaction, inv *sip.Request, gotProvisional bool) {
-	c.log.Info("call cancelled by caller")
+// cancelOutbound ends the outbound INVITE after the caller cancelled (or
+// the call failed on the caller's side, why): CANCEL once a provisional
+// response allows it (RFC 3261 §9.1), then wait for the final response; a
+// 200 that crossed the CANCEL is acknowledged and hung up.
+func (c *call) cancelOutbound(otx sip.ClientTransaction, inv *sip.Request, gotProvisional bool, why string) {
+	c.log.Info("outbound INVITE cancelled", zap.String("reason", why))
 	deadline := time.NewTimer(byeTimeout)
 	defer deadline.Stop()
 	sendCancel := func() {
@@ -450,16 +475,16 @@ func (c *call) cancelOutbound(otx sip.ClientTransaction, inv *sip.Request, gotPr
 			if res.IsSuccess() {
 				c.out.learnFromResponse(res)
 				c.ackOutbound(res, nil)
-				c.end("cancelled; answer crossed CANCEL", false, true)
+				c.end(why+"; answer crossed CANCEL", false, true)
 				return
 			}
-			c.end("cancelled by caller", false, false)
+			c.end(why, false, false)
 			return
 		case <-otx.Done():
-			c.end("cancelled by caller", false, false)
+			c.end(why, false, false)
 			return
 		case <-deadline.C:
-			c.end("cancelled by caller (no final response from peer)", false, false)
+			c.end(why+" (no final response from peer)", false, false)
 			return
 		}
 	}
@@ -487,8 +512,10 @@ func newCancel(inv *sip.Request) *sip.Request {
 }
 
 // relayProvisional passes a 18x to the caller; with SDP it is the (early)
-// answer and media starts flowing through the relay.
-func (c *call) relayProvisional(req *sip.Request, tx sip.ServerTransaction, res *sip.Response) {
+// answer and media starts flowing through the relay. It is sent reliably
+// (100rel) when the caller requires it, or supports it and there is SDP;
+// the error says the caller never acknowledged an earlier one.
+func (c *call) relayProvisional(ctx context.Context, req *sip.Request, tx sip.ServerTransaction, res *sip.Response) error {
 	var body []byte
 	if len(res.Body()) > 0 && isSDPResponse(res) {
 		b, err := c.handleAnswer(c.out, res.Body())
@@ -505,7 +532,23 @@ func (c *call) relayProvisional(req *sip.Request, tx sip.ServerTransaction, res 
 		r.AppendHeader(sip.NewHeader("Content-Type", "application/sdp"))
 	}
 	r.SetBody(body)
+	if c.inRequire100rel || (c.inSupports100rel && body != nil) {
+		return c.respondReliably(ctx, tx, r)
+	}
 	_ = tx.Respond(r)
+	return nil
+}
+
+// noPRACK ends a call whose caller never acknowledged a reliable 18x
+// (RFC 3262 §3: the INVITE is answered 5xx): the callee is cancelled.
+func (c *call) noPRACK(req *sip.Request, tx sip.ServerTransaction, otx sip.ClientTransaction, outReq *sip.Request, err error) {
+	if errors.Is(err, context.Canceled) {
+		c.cancelOutbound(otx, outReq, true, "cancelled by caller") // meanwhile
+		return
+	}
+	c.log.Info("call failed", zap.Int("code", 504), zap.String("reason", err.Error()))
+	c.s.respond(req, tx, 504, "Server Time-out", err.Error())
+	c.cancelOutbound(otx, outReq, true, err.Error())
 }
 
 func (c *call) setInboundTag(r *sip.Response) {

@@ -162,7 +162,7 @@ func New(cfg *config.Config, log *zap.Logger) (*Server, error) {
 	s.srv.OnUpdate(s.onInDialog)
 	s.srv.OnInfo(s.onInDialog)
 	s.srv.OnRefer(s.onUnsupported)
-	s.srv.OnPrack(s.onUnsupported)
+	s.srv.OnPrack(s.onPrack)
 	s.srv.OnNoRoute(s.onUnknownMethod)
 	return s, nil
 }
@@ -431,7 +431,7 @@ func (s *Server) respond(req *sip.Request, tx sip.ServerTransaction, code int, p
 	}
 }
 
-const allowMethods = "INVITE, ACK, BYE, CANCEL, OPTIONS, UPDATE, INFO"
+const allowMethods = "INVITE, ACK, BYE, CANCEL, OPTIONS, UPDATE, INFO, PRACK"
 
 func warning(reason string) sip.Header {
 	reason = strings.TrimPrefix(reason, "sip: ")
@@ -459,6 +459,7 @@ func (s *Server) onOptions(req *sip.Request, tx sip.ServerTransaction) {
 	res := sip.NewResponseFromRequest(req, 200, "OK", nil)
 	res.AppendHeader(sip.NewHeader("Allow", allowMethods))
 	res.AppendHeader(sip.NewHeader("Accept", "application/sdp"))
+	res.AppendHeader(sip.NewHeader("Supported", "100rel"))
 	if s.draining.Load() {
 		res = sip.NewResponseFromRequest(req, 503, "Service Unavailable", nil)
 		res.AppendHeader(warning("draining"))

@@ -274,7 +274,7 @@ func TestMalformedRequests(t *testing.T) {
 		{"CSeq method mismatch", strings.Replace(invite("a2", ";tag=1", "", ""), "CSeq: 1 INVITE", "CSeq: 1 BYE", 1), "SIP/2.0 400 ", "CSeq method"},
 		{"Max-Forwards 0", strings.Replace(invite("a3", ";tag=1", "", ""), "Max-Forwards: 70", "Max-Forwards: 0", 1), "SIP/2.0 483 ", "Max-Forwards"},
 		{"SDP garbage", invite("a4", ";tag=1", "Content-Type: application/sdp\r\n", "v=0\r\nthis is not sdp\r\n"), "SIP/2.0 488 ", "malformed SDP"},
-		{"unsupported extension", invite("a5", ";tag=1", "Require: 100rel\r\n", ""), "SIP/2.0 420 ", "100rel"},
+		{"unsupported extension", invite("a5", ";tag=1", "Require: 100rel, precondition\r\n", ""), "SIP/2.0 420 ", "does not support precondition"},
 		{"SDES over UDP", invite("a6", ";tag=1", "Content-Type: application/sdp\r\n",
 			"v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\nm=audio 5000 RTP/SAVP 0\r\n"+
 				"a=crypto:1 AES_CM_128_HMAC_SHA1_80 inline:WVNfX19zZW1jdGwgKCkgewkyMjA7fQp9CnVubGVz\r\n"), "SIP/2.0 488 ", "SDES keys offered over a transport other than TLS"},

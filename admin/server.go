@@ -124,7 +124,8 @@ func New(cfg *config.Config, o Options) (*Server, error) {
 			Certificates: []tls.Certificate{*o.Certificate},
 			// tls.min_version may go below 1.2 for old SIP peers; no
 			// admin client needs that.
-			MinVersion: tls.VersionTLS12,
+			MinVersion:   tls.VersionTLS12,
+			CipherSuites: config.CipherSuites(tls.VersionTLS12),
 			// Ask, never require: a token holder has no certificate.
 			// crypto/tls does not verify what is presented (no CA
 			// would sign these); Credentials checks it against the pins

@@ -253,6 +253,23 @@ func parseFingerprint(s string) ([]byte, string) {
 	return b, ""
 }
 
+// CipherSuites are the TLS 1.2 cipher suites ccsbc offers and accepts,
+// given the minimum version: with TLS 1.2 or later, forward-secret AEAD
+// suites only (ECDHE with AES-GCM or ChaCha20-Poly1305, what Unified CM
+// 12.5+, CVP and VVB negotiate); Go's defaults, which add ECDHE with
+// AES-CBC, when a legacy peer forced 1.0 or 1.1 (those versions have no
+// AEAD suite). TLS 1.3's suites are not configurable and all AEAD.
+func CipherSuites(minVersion uint16) []uint16 {
+	if minVersion < tls.VersionTLS12 {
+		return nil
+	}
+	return []uint16{
+		tls.TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256, tls.TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256,
+		tls.TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384, tls.TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384,
+		tls.TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305_SHA256, tls.TLS_ECDHE_RSA_WITH_CHACHA20_POLY1305_SHA256,
+	}
+}
+
 // tlsVersion maps min_version to a crypto/tls version; "" is the default.
 func tlsVersion(v string) (uint16, error) {
 	switch v {
@@ -305,6 +322,7 @@ func ServerTLSConfig(c *TLS, cert tls.Certificate, peers []Peer) (*tls.Config, e
 	cfg := &tls.Config{
 		Certificates: []tls.Certificate{cert},
 		MinVersion:   minVersion,
+		CipherSuites: CipherSuites(minVersion),
 	}
 	switch c.ClientAuth {
 	case "none":
@@ -416,6 +434,7 @@ func ClientTLSConfig(c *TLS, cert tls.Certificate, p *Peer) (*tls.Config, error)
 	cfg := &tls.Config{
 		Certificates: []tls.Certificate{cert},
 		MinVersion:   minVersion,
+		CipherSuites: CipherSuites(minVersion),
 		ServerName:   serverName(p),
 	}
 	switch p.Verify {

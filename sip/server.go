@@ -126,6 +126,7 @@ func New(cfg *config.Config, log *zap.Logger) (*Server, error) {
 		clientTLS = &tls.Config{
 			Certificates:       []tls.Certificate{cert},
 			MinVersion:         tlsVersion(cfg.TLS.MinVersion),
+			CipherSuites:       config.CipherSuites(tlsVersion(cfg.TLS.MinVersion)),
 			InsecureSkipVerify: true, //nolint:gosec // verified per peer in checkPeerConn
 		}
 	}

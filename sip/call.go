@@ -41,10 +41,12 @@ type call struct {
 	busy      bool // an INVITE/UPDATE transaction is in progress (RFC 3261 §14.1 glare → 491)
 	answered  time.Time
 	ackWait   map[*leg]chan *sip.Request // 2xx to INVITE sent on that leg, waiting for ACK
+	held      []bool                     // per m= line: on hold by the last offer/answer
 	// 100rel (prack.go): the caller's stance, ccsbc's last reliable 18x
 	// toward it and its RSeq, and the callee's last RSeq acknowledged.
 	inRequire100rel, inSupports100rel bool
 	rel                               *reliable18x
+	prackLost                         chan error // a reliable 18x went unacknowledged for 64*T1
 	inRSeq, outRSeq                   uint32
 
 	endOnce sync.Once
@@ -200,9 +202,10 @@ func (s *Server) newCall(req *sip.Request, tx sip.ServerTransaction) {
 	out := s.outboundLeg(req, outL, outPeer, user)
 	c := &call{
 		s: s, in: in, out: out, route: route, start: time.Now(),
-		ackWait: map[*leg]chan *sip.Request{},
-		ended:   make(chan struct{}),
-		busy:    true, // until the initial INVITE completes
+		ackWait:   map[*leg]chan *sip.Request{},
+		prackLost: make(chan error, 1),
+		ended:     make(chan struct{}),
+		busy:      true, // until the initial INVITE completes
 	}
 	// A call from the Outbound Option dialer keeps the dialer a party
 	// until it is transferred away.
@@ -414,6 +417,9 @@ func (c *call) runInitial(req *sip.Request, tx sip.ServerTransaction) {
 		case <-noAnswer.C:
 			fail(503, "Service Unavailable", fmt.Sprintf("peer %s did not respond", c.out.peerName))
 			return
+		case err := <-c.prackLost:
+			c.noPRACK(req, tx, otx, outReq, err)
+			return
 		case <-otx.Done():
 			err := otx.Err()
 			if errors.Is(err, sip.ErrTransactionTimeout) {
@@ -622,9 +628,7 @@ func (c *call) answer(req *sip.Request, tx sip.ServerTransaction, otx sip.Client
 	}
 	ok.SetBody(body)
 
-	c.mu.Lock()
-	c.answered = time.Now()
-	c.mu.Unlock()
+	c.markAnswered()
 	c.s.nCallsAnswered.Add(1)
 	c.log.Info("call answered", zap.String("by", c.out.peerName))
 

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
+	"time"
 
 	"go.uber.org/zap"
 
@@ -40,6 +41,9 @@ func (c *call) handleOffer(from *leg, body []byte) ([]byte, error) {
 			if err != nil {
 				return nil, fmt.Errorf("%w: %v", ErrMediaPorts, err)
 			}
+			// No inactivity timeout before the call is answered: a phone
+			// may ring, without early media, as long as it likes.
+			st.SetHold(c.answered.IsZero())
 			c.streams[i] = st
 		}
 	}
@@ -82,7 +86,11 @@ func (c *call) handleAnswer(from *leg, body []byte) ([]byte, error) {
 		c.applySRTPLocked(i, st)
 		st.SetRemote(offerer.side, mediaDest(om.RTP), mediaDest(om.RTCP), om.Mux, offerer.signalIP)
 		st.SetRemote(from.side, mediaDest(am.RTP), mediaDest(am.RTCP), am.Mux, from.signalIP)
-		st.SetHold(om.Hold || am.Hold || am.Disabled())
+		for len(c.held) <= i {
+			c.held = append(c.held, false)
+		}
+		c.held[i] = om.Hold || am.Hold || am.Disabled()
+		st.SetHold(c.held[i] || c.answered.IsZero())
 		if !am.Disabled() {
 			c.startDTLSLocked(offerer, i, st)
 			c.startDTLSLocked(from, i, st)
@@ -98,6 +106,19 @@ func mediaDest(ap netip.AddrPort) netip.AddrPort {
 		return netip.AddrPort{}
 	}
 	return ap
+}
+
+// markAnswered records the answer of the initial INVITE and starts the
+// streams' inactivity timeout (held streams excepted).
+func (c *call) markAnswered() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.answered = time.Now()
+	for i, st := range c.streams {
+		if st != nil {
+			st.SetHold(i < len(c.held) && c.held[i])
+		}
+	}
 }
 
 func (c *call) pendingOffer() bool {

@@ -131,6 +131,10 @@ func (c *call) respondReliably(ctx context.Context, tx sip.ServerTransaction, re
 				return
 			case <-giveUp.C:
 				close(r.failed)
+				select {
+				case c.prackLost <- fmt.Errorf("no PRACK from %s for reliable provisional RSeq %d", c.in.peerName, r.rseq):
+				default:
+				}
 				return
 			case <-retransmit.C:
 				_ = tx.Respond(res)

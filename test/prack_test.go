@@ -1,6 +1,7 @@
 package test
 
 import (
+	"strings"
 	"testing"
 	"time"
 )
@@ -39,5 +40,35 @@ func TestReliableProvisionals(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestNoPRACK: a caller that requires 100rel and never sends PRACK gets the
+// 18x retransmitted, then 504 after 64*T1 (RFC 3262 §3); the callee, still
+// ringing, is cancelled. Takes about 33 s; it also shows that a call that
+// rings without media longer than the inactivity timeout (30 s in the lab)
+// is not torn down: that timeout runs from the answer.
+func TestNoPRACK(t *testing.T) {
+	needTool(t, "sipp")
+	if testing.Short() {
+		t.Skip("64*T1 wait")
+	}
+	l := newLab(t, "udp")
+	d := startCCSBC(t, l.config())
+	uas := l.uas(t, "uas_ring.xml")
+	uac := l.uac(t, "uac_100rel_noprack.xml", "1000", keys()...)
+	if code := uac.wait(t, 45*time.Second); code != 0 {
+		t.Fatalf("caller: SIPp exit %d", code)
+	}
+	if code := uas.wait(t, 10*time.Second); code != 0 {
+		t.Fatalf("callee was not cancelled: SIPp exit %d", code)
+	}
+	end := d.waitEvent("call end", 1, 5*time.Second)[0]
+	if r, _ := end["reason"].(string); !strings.Contains(r, "no PRACK") {
+		t.Errorf("call end reason %q, want no PRACK", r)
+	}
+	// The reliable 180 was retransmitted (T1, 2*T1, ...) while unacknowledged.
+	if n := strings.Count(uac.messages(), "SIP/2.0 180 "); n < 4 {
+		t.Errorf("the caller received %d copies of the reliable 180, want retransmissions (>= 4)", n)
 	}
 }

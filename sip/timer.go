@@ -1,6 +1,7 @@
 package sip
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"strconv"
@@ -489,6 +490,16 @@ func (c *call) refreshLeg(l *leg) {
 		l.learnFromResponse(res)
 		if method == sip.INVITE {
 			c.ackLeg(l, res, nil)
+			c.mu.Lock()
+			changed := len(res.Body()) > 0 && !bytes.Equal(res.Body(), c.sdpIn[l.side])
+			c.mu.Unlock()
+			if changed {
+				// ccsbc offered the session unchanged; an answer that
+				// moves the media is not applied (the relay keeps the
+				// addresses and keys it has): say so, since audio may
+				// suffer until the peer sends a re-INVITE of its own.
+				c.log.Info("session refresh answer changed the SDP; media left as it was", zap.String("peer", l.peerName))
+			}
 		}
 		c.timerFromResponse(l, res, asked)
 		c.log.Debug("session refreshed", zap.String("peer", l.peerName), zap.String("method", string(method)))

@@ -202,3 +202,57 @@ func TestSessionTimerTooSmall(t *testing.T) {
 		t.Errorf("a call started")
 	}
 }
+
+// TestSessionTimerPeerRefreshes: the caller is the refresher and refreshes
+// with an UPDATE without body and a re-INVITE repeating its SDP, 1.5 s
+// apart. Each restarts the caller leg's timer (without them the session
+// would expire 2.7 s after the answer; the call lasts 4.5 s), ccsbc answers
+// both itself, and neither reaches the callee: its leg has a timer of its
+// own (60 s, so nothing is due there during the test).
+func TestSessionTimerPeerRefreshes(t *testing.T) {
+	needTool(t, "sipp")
+	l := newLab(t, "udp")
+	d := startCCSBC(t, l.config()+shortTimers)
+	uas := l.uas(t, "uas_timer.xml", keys("-key", "se", "60")...)
+	uac := l.uac(t, "uac_refresher.xml", "1000", keys("-key", "se", "4")...)
+	if code := uac.wait(t, 20*time.Second); code != 0 {
+		t.Fatalf("caller: SIPp exit %d (a refresh refused, or the session expired?)", code)
+	}
+	if code := uas.wait(t, 10*time.Second); code != 0 {
+		t.Fatalf("callee: SIPp exit %d", code)
+	}
+	caller := receivedMessages(uac.messages())
+	oks := startingWith(caller, "SIP/2.0 200")
+	if len(oks) != 4 { // INVITE, UPDATE, re-INVITE, BYE
+		t.Fatalf("caller got %d 200s, want 4", len(oks))
+	}
+	for i, ok := range oks[1:3] {
+		if !strings.Contains(ok, "Session-Expires: 4;refresher=uac") {
+			t.Errorf("200 to refresh %d lacks Session-Expires: 4;refresher=uac:\n%s", i+1, ok)
+		}
+	}
+	if !strings.Contains(oks[2], "o=ccsbc ") || !strings.Contains(oks[0], "o=ccsbc ") ||
+		sdpOrigin(oks[2]) != sdpOrigin(oks[0]) {
+		t.Errorf("the re-INVITE refresh was not answered with ccsbc's unchanged SDP (o= %q, then %q)", sdpOrigin(oks[0]), sdpOrigin(oks[2]))
+	}
+	callee := receivedMessages(uas.messages())
+	if n, u := len(startingWith(callee, "INVITE ")), len(startingWith(callee, "UPDATE ")); n != 1 || u != 0 {
+		t.Errorf("callee received %d INVITEs and %d UPDATEs, want 1 and 0: refreshes are not relayed", n, u)
+	}
+	if end := d.waitEvent("call end", 1, 5*time.Second)[0]; end["reason"] != "BYE from cvp" {
+		t.Errorf("call end reason %q, want BYE from cvp", end["reason"])
+	}
+	if n := len(d.events("re-INVITE")); n != 0 {
+		t.Errorf("%d re-INVITEs relayed", n)
+	}
+}
+
+// sdpOrigin is the o= line of a SIP message's SDP.
+func sdpOrigin(msg string) string {
+	for _, line := range strings.Split(msg, "\n") {
+		if strings.HasPrefix(strings.TrimSpace(line), "o=") {
+			return strings.TrimSpace(line)
+		}
+	}
+	return ""
+}

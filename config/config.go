@@ -34,6 +34,11 @@ type Config struct {
 	// Routes map inbound calls to an outbound peer and a leg class; the
 	// first route that matches wins.
 	Routes []Route `yaml:"routes"`
+	// SessionTimers configures RFC 4028 session timers, negotiated and
+	// enforced on each leg of a call on its own.
+	SessionTimers SessionTimers `yaml:"session_timers"`
+	// Audit configures the per-call security audit record.
+	Audit Audit `yaml:"audit"`
 	// Admin configures the admin HTTP listener: metrics, health,
 	// readiness, active calls, reload and drain.
 	Admin Admin `yaml:"admin"`
@@ -52,6 +57,12 @@ type Config struct {
 	// adminListenSet records that admin.listen was written, so that
 	// listen: "" (disabled) is not taken for "unset".
 	adminListenSet bool
+	// timersEnabledSet records that session_timers.enabled was written,
+	// so that an explicit false is not taken for "unset".
+	timersEnabledSet bool
+	// keepDigitsSet records that audit.keep_digits was written, so that
+	// an explicit 0 (mask everything) is not taken for "unset".
+	keepDigitsSet bool
 }
 
 // Log configures logging.
@@ -218,6 +229,46 @@ type Route struct {
 
 	// Line is where the route starts in the file (0 if built in code).
 	Line int `yaml:"-"`
+}
+
+// SessionTimers configures RFC 4028 session timers. ccsbc is a B2BUA, so
+// each leg is a dialog of its own: the interval and the refresher are
+// negotiated with each peer independently, ccsbc refreshes the legs where
+// it is the refresher (and those whose peer does not support timers), and
+// ends the call with BYE on both legs when a peer that took the refresher
+// role lets its session expire. A change applies to new calls (SIGHUP).
+type SessionTimers struct {
+	// Enabled turns session timers on: ccsbc sends Supported: timer,
+	// Session-Expires and Min-SE, answers them, refreshes and enforces.
+	// false: ccsbc neither asks for nor supports timers (an INVITE with
+	// Require: timer gets 420). Default true (in code: a zero Config
+	// before ApplyDefaults becomes true; set false after ApplyDefaults to
+	// disable).
+	Enabled bool `yaml:"enabled"`
+	// SessionExpires is the interval ccsbc asks for in the INVITEs it
+	// sends, and the longest it accepts from a peer (a longer request is
+	// reduced to it). Whole seconds, at least MinSE, at most 86400s.
+	// Default 1800s.
+	SessionExpires time.Duration `yaml:"session_expires"`
+	// MinSE is the shortest interval ccsbc accepts: a request asking for
+	// less gets 422 with this Min-SE. Whole seconds. Default 90s, the
+	// smallest RFC 4028 allows; values from 2s up to 90s are accepted for
+	// tests and reported as a warning.
+	MinSE time.Duration `yaml:"min_se"`
+}
+
+// Audit configures the per-call security audit record (logger "audit").
+type Audit struct {
+	// MaskNumbers masks the calling number (From user) and the called
+	// number (Request-URI user) in the audit record: every character but
+	// a leading + and the last KeepDigits becomes *. Default false (the
+	// numbers are written as they are).
+	MaskNumbers bool `yaml:"mask_numbers"`
+	// KeepDigits is how many trailing characters of each number stay
+	// readable when MaskNumbers is on, from 0 (all masked) to 8.
+	// Default 4 (in code: the zero value is 4 unless set after
+	// ApplyDefaults).
+	KeepDigits int `yaml:"keep_digits"`
 }
 
 // Admin roles, from least to most privileged. Each includes the ones

@@ -421,6 +421,8 @@ func (d *decoder) config(n *yaml.Node, c *Config) {
 		{"media", func(v *yaml.Node, p string) { d.media(v, p, c) }},
 		bind("peers", &c.Peers, list(d, "- {name: cucm, address: 127.0.0.1:5081}", d.peer)),
 		bind("routes", &c.Routes, list(d, "- {user: 1xxx, to: cucm, leg: agent}", d.route)),
+		{"session_timers", func(v *yaml.Node, p string) { d.sessionTimers(v, p, c) }},
+		{"audit", func(v *yaml.Node, p string) { d.audit(v, p, c) }},
 		{"admin", func(v *yaml.Node, p string) { d.admin(v, p, c) }},
 	})
 	if v := resolve(n); v.Kind != yaml.MappingNode && !isNull(v) {
@@ -505,6 +507,29 @@ func (d *decoder) route(n *yaml.Node, path string) Route {
 		bind("leg", &r.Leg, d.legClass),
 	})
 	return r
+}
+
+func (d *decoder) sessionTimers(n *yaml.Node, path string, c *Config) {
+	st := &c.SessionTimers
+	d.mapping(n, path, "session_timers", []field{
+		{"enabled", func(v *yaml.Node, p string) {
+			st.Enabled = d.boolean(v, p)
+			c.timersEnabledSet = !isNull(resolve(v))
+		}},
+		bind("session_expires", &st.SessionExpires, d.duration),
+		bind("min_se", &st.MinSE, d.duration),
+	})
+}
+
+func (d *decoder) audit(n *yaml.Node, path string, c *Config) {
+	a := &c.Audit
+	d.mapping(n, path, "audit", []field{
+		bind("mask_numbers", &a.MaskNumbers, d.boolean),
+		{"keep_digits", func(v *yaml.Node, p string) {
+			a.KeepDigits = d.integer(v, p)
+			c.keepDigitsSet = !isNull(resolve(v))
+		}},
+	})
 }
 
 func (d *decoder) admin(n *yaml.Node, path string, c *Config) {

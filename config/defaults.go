@@ -19,6 +19,9 @@ const (
 	defaultPortMax           = 40999
 	defaultInactivityTimeout = 30 * time.Second
 	defaultPeerKind          = "other"
+	defaultSessionExpires    = 1800 * time.Second
+	defaultMinSE             = 90 * time.Second
+	defaultKeepDigits        = 4
 )
 
 var (
@@ -60,6 +63,20 @@ func (c *Config) ApplyDefaults() {
 	}
 	if m.InactivityTimeout == 0 && !c.inactivitySet {
 		m.InactivityTimeout = defaultInactivityTimeout
+	}
+
+	st := &c.SessionTimers
+	if !st.Enabled && !c.timersEnabledSet {
+		st.Enabled = true
+	}
+	if st.SessionExpires == 0 {
+		st.SessionExpires = defaultSessionExpires
+	}
+	if st.MinSE == 0 {
+		st.MinSE = defaultMinSE
+	}
+	if c.Audit.KeepDigits == 0 && !c.keepDigitsSet {
+		c.Audit.KeepDigits = defaultKeepDigits
 	}
 
 	for i := range c.Peers {

@@ -563,6 +563,62 @@ listeners:
 			want: []string{`lab.yaml:2: YAML syntax: did not find expected node content`},
 		},
 		{
+			name: "session timers out of range",
+			yaml: `model: 1
+listeners:
+  - {transport: udp, address: 127.0.0.1:5060}
+session_timers:
+  enabled: sometimes
+  session_expires: 60s
+  min_se: 1s
+`,
+			want: []string{
+				`lab.yaml:5: session_timers.enabled: "sometimes" is not a boolean; write true or false`,
+				`lab.yaml:7: session_timers.min_se: 1s is too short; write 90s (the RFC 4028 minimum), or at least 2s in a test lab`,
+			},
+		},
+		{
+			name: "session expires below min_se, fractional, too long",
+			yaml: `model: 1
+listeners:
+  - {transport: udp, address: 127.0.0.1:5060}
+session_timers:
+  session_expires: 60s
+  min_se: 90s
+`,
+			want: []string{
+				`lab.yaml:5: session_timers.session_expires: 1m0s is below session_timers.min_se (1m30s) (line 6); ccsbc would refuse its own interval, raise it to at least min_se`,
+			},
+		},
+		{
+			name: "session timer values in seconds",
+			yaml: `model: 1
+listeners:
+  - {transport: udp, address: 127.0.0.1:5060}
+session_timers:
+  session_expires: 48h
+  min_se: 2.5s
+`,
+			want: []string{
+				`lab.yaml:5: session_timers.session_expires: 48h0m0s is longer than 24h0m0s: a dead call would stay up that long`,
+				`lab.yaml:6: session_timers.min_se: 2.5s is not a whole number of seconds; Session-Expires and Min-SE are written in seconds, e.g. 3s`,
+			},
+		},
+		{
+			name: "audit",
+			yaml: `model: 1
+listeners:
+  - {transport: udp, address: 127.0.0.1:5060}
+audit:
+  mask_number: true
+  keep_digits: 12
+`,
+			want: []string{
+				`lab.yaml:5: audit.mask_number: unknown key; did you mean "mask_numbers"? The keys of audit are: mask_numbers, keep_digits`,
+				`lab.yaml:6: audit.keep_digits: 12 is out of range; write how many trailing digits stay readable, from 0 (mask all) to 8 (4 is usual)`,
+			},
+		},
+		{
 			name: "second document",
 			yaml: "model: 1\nlisteners:\n  - {transport: udp, address: 127.0.0.1:5060}\n---\nmodel: 2\n",
 			want: []string{`lab.yaml:4: a second YAML document starts here; ccsbc reads one document per file`},
@@ -570,7 +626,7 @@ listeners:
 		{
 			name: "top level is a list",
 			yaml: "- model: 1\n",
-			want: []string{`lab.yaml:1: the file must be a mapping of keys (model, log, listeners, tls, media, peers, routes, admin), got a list`},
+			want: []string{`lab.yaml:1: the file must be a mapping of keys (model, log, listeners, tls, media, peers, routes, session_timers, audit, admin), got a list`},
 		},
 		{
 			name: "bad merge",
@@ -760,6 +816,11 @@ func TestApplyDefaults(t *testing.T) {
 			{"routes[1].name", c.Routes[1].Name, "kept"},
 			{"admin.listen", c.Admin.Listen, netip.MustParseAddrPort("127.0.0.1:9060")},
 			{"admin.tls", c.Admin.TLS, false},
+			{"session_timers.enabled", c.SessionTimers.Enabled, true},
+			{"session_timers.session_expires", c.SessionTimers.SessionExpires, 1800 * time.Second},
+			{"session_timers.min_se", c.SessionTimers.MinSE, 90 * time.Second},
+			{"audit.mask_numbers", c.Audit.MaskNumbers, false},
+			{"audit.keep_digits", c.Audit.KeepDigits, 4},
 		} {
 			if check.got != check.want {
 				t.Errorf("model %d: %s = %v, want %v", model, check.name, check.got, check.want)
@@ -841,6 +902,35 @@ peers:
 		if !strings.Contains(got[i], want[i]) {
 			t.Errorf("warning %d:\n got: %s\nwant: …%s…", i, got[i], want[i])
 		}
+	}
+}
+
+// TestExplicitOffStaysOff: session_timers.enabled: false and
+// audit.keep_digits: 0 are choices, not unset keys; a Min-SE for tests
+// is accepted with a warning.
+func TestExplicitOffStaysOff(t *testing.T) {
+	src := `model: 1
+listeners:
+  - {transport: udp, address: 127.0.0.1:5060}
+session_timers:
+  enabled: false
+audit:
+  mask_numbers: true
+  keep_digits: 0
+`
+	c, err := Parse("lab.yaml", []byte(src))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.SessionTimers.Enabled || c.SessionTimers.SessionExpires != 1800*time.Second || !c.Audit.MaskNumbers || c.Audit.KeepDigits != 0 {
+		t.Errorf("session_timers %+v audit %+v", c.SessionTimers, c.Audit)
+	}
+	c, err = Parse("lab.yaml", []byte("model: 1\nlisteners:\n  - {transport: udp, address: 127.0.0.1:5060}\nsession_timers:\n  session_expires: 4s\n  min_se: 2s\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if w := c.Warnings(); len(w) != 1 || !strings.Contains(w[0], "lab.yaml:6: session_timers.min_se: 2s is below the 90s minimum of RFC 4028") {
+		t.Errorf("warnings = %q", w)
 	}
 }
 

@@ -50,6 +50,8 @@ func (c *Config) validate() errorList {
 	k.media()
 	k.peers()
 	k.routes()
+	k.sessionTimers()
+	k.audit()
 	k.admin()
 	return k.errs
 }
@@ -75,6 +77,9 @@ func (c *Config) Warnings() []string {
 		if p.Verify == VerifyInsecureLab {
 			warn(indexKey("peers", i)+".verify", "insecure-lab accepts any certificate from peer %q (and from any inbound TLS client), so anyone on the path can impersonate it; lab use only: pin it with verify: fingerprint or use verify: ca", p.Name)
 		}
+	}
+	if st := c.SessionTimers; st.Enabled && st.MinSE < minSERFC && st.MinSE >= minSETest {
+		warn("session_timers.min_se", "%v is below the 90s minimum of RFC 4028; peers may refuse it and refreshes come often: for tests only", st.MinSE)
 	}
 	if a := c.Admin; a.Enabled() && !a.TLS && !a.Listen.Addr().Unmap().IsLoopback() {
 		warn("admin.listen", "%s is not a loopback address and admin.tls is false: bearer tokens, metrics and call data cross the network in clear; set admin.tls: true, or bind 127.0.0.1", a.Listen)
@@ -454,6 +459,50 @@ func (k *checker) routes() {
 		case !slices.Contains(policy.LegClasses, r.Leg):
 			k.errorf(key+".leg", "%q is not a leg class; use one of %s", r.Leg, legChoices())
 		}
+	}
+}
+
+// Bounds of session_timers. RFC 4028 §4 makes 90 s the smallest Min-SE;
+// ccsbc accepts down to 2 s so that end-to-end tests see refreshes and
+// expiry within seconds (Warnings reports it).
+const (
+	minSERFC          = 90 * time.Second
+	minSETest         = 2 * time.Second
+	maxSessionExpires = 24 * time.Hour
+)
+
+func (k *checker) sessionTimers() {
+	st := &k.c.SessionTimers
+	whole := func(key string, d time.Duration) bool {
+		if d%time.Second != 0 {
+			k.errorf(key, "%v is not a whole number of seconds; Session-Expires and Min-SE are written in seconds, e.g. %v", d, d.Round(time.Second))
+			return false
+		}
+		return true
+	}
+	minOK := whole("session_timers.min_se", st.MinSE)
+	if minOK && st.MinSE < minSETest {
+		k.errorf("session_timers.min_se", "%v is too short; write 90s (the RFC 4028 minimum), or at least %v in a test lab", st.MinSE, minSETest)
+		minOK = false
+	}
+	if !whole("session_timers.session_expires", st.SessionExpires) {
+		return
+	}
+	switch {
+	case st.SessionExpires > maxSessionExpires:
+		k.errorf("session_timers.session_expires", "%v is longer than %v: a dead call would stay up that long; write 1800s (the usual) or less", st.SessionExpires, maxSessionExpires)
+	case minOK && st.SessionExpires < st.MinSE:
+		k.errorf("session_timers.session_expires", "%v is below session_timers.min_se (%v)%s; ccsbc would refuse its own interval, raise it to at least min_se", st.SessionExpires, st.MinSE, k.c.atLine("session_timers.min_se"))
+	}
+}
+
+// maxKeepDigits bounds audit.keep_digits: more would leave a whole
+// national number readable.
+const maxKeepDigits = 8
+
+func (k *checker) audit() {
+	if n := k.c.Audit.KeepDigits; n < 0 || n > maxKeepDigits {
+		k.errorf("audit.keep_digits", "%d is out of range; write how many trailing digits stay readable, from 0 (mask all) to %d (4 is usual)", n, maxKeepDigits)
 	}
 }
 

@@ -14,7 +14,9 @@ import (
 // by the logger named "audit". For each leg: the peer, the identity its
 // certificate proved, transport, TLS version and cipher, media protection
 // and suite, packets relayed, authentication failures and replays, and the
-// policy reason. Never a key.
+// policy reason; for the call, the calling number (From user) and the
+// called number (Request-URI user) of the inbound INVITE, masked when
+// audit.mask_numbers says so. Never a key.
 
 type auditLeg struct {
 	side   media.Side
@@ -73,6 +75,7 @@ func (c *call) auditFields(reason string, answered time.Time, stats []media.Stre
 	fields := []zap.Field{
 		zap.String("call_id", c.in.callID), zap.String("out_call_id", c.out.callID),
 		zap.String("route", c.route.Name), zap.String("leg_class", string(c.route.Leg)),
+		zap.String("calling", c.auditNumber(c.from)), zap.String("called", c.auditNumber(c.user)),
 		zap.Time("start", c.start), zap.String("result", reason),
 		zap.Object("inbound", legs[0]), zap.Object("outbound", legs[1]),
 	}
@@ -80,4 +83,27 @@ func (c *call) auditFields(reason string, answered time.Time, stats []media.Stre
 		fields = append(fields, zap.Time("answered", answered))
 	}
 	return fields
+}
+
+// auditNumber is a number as the audit record writes it.
+func (c *call) auditNumber(n string) string {
+	if !c.audit.MaskNumbers {
+		return n
+	}
+	return maskNumber(n, c.audit.KeepDigits)
+}
+
+// maskNumber replaces every character of n but a leading + and the last
+// keep with *: "+14085551234" keeping 4 is "+*******1234". The length
+// stays, so that an operator still tells an extension from a PSTN number.
+func maskNumber(n string, keep int) string {
+	b := []rune(n)
+	start := 0
+	if len(b) > 0 && b[0] == '+' {
+		start = 1
+	}
+	for i := start; i < len(b)-keep; i++ {
+		b[i] = '*'
+	}
+	return string(b)
 }

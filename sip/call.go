@@ -32,6 +32,19 @@ type call struct {
 	dec   [2]policy.Decision // media decision per side (media.A = in, media.B = out)
 	model policy.Model
 	start time.Time
+	user  string // the Request-URI user of the inbound INVITE: the called number
+	from  string // the From user of the inbound INVITE: the calling number
+	audit config.Audit
+
+	// Session timers (timer.go): tpol from the call's configuration, one
+	// legTimer per side, nil when timers are off; inTimer is what the
+	// inbound INVITE negotiated, armed once the call is answered.
+	tpol    timerPolicy
+	lt      [2]*legTimer
+	inTimer uasTimer
+	// ctx ends with the call: what runs on its behalf (refreshes) stops.
+	ctx    context.Context
+	cancel context.CancelFunc
 
 	mu        sync.Mutex // guards the fields below
 	streams   []*media.Stream
@@ -48,6 +61,15 @@ type call struct {
 	rel                               *reliable18x
 	prackLost                         chan error // a reliable 18x went unacknowledged for 64*T1
 	inRSeq, outRSeq                   uint32
+	// The session descriptions of the last completed offer/answer, per
+	// side: the peer's (sdpIn) and ccsbc's (sdpOut, an answer when
+	// sdpOutAnswer). A refresh re-INVITE resends sdpOut; a peer's
+	// re-INVITE that repeats sdpIn is answered with it (indialog.go).
+	sdpIn        [2][]byte
+	sdpOut       [2][]byte
+	sdpOutAnswer [2]bool
+	offerRaw     []byte // the pending offer as received, and as sent on
+	offerOut     []byte // the other leg, until its answer completes them
 
 	endOnce sync.Once
 	ended   chan struct{}
@@ -128,14 +150,30 @@ func (s *Server) onInvite(req *sip.Request, tx sip.ServerTransaction) {
 		s.respond(req, tx, 503, "Service Unavailable", "ccsbc is draining")
 		return
 	}
-	if bad := unsupportedRequired(req); len(bad) > 0 {
+	if bad := unsupportedRequire(req, s.config().SessionTimers.Enabled); bad != "" {
 		res := sip.NewResponseFromRequest(req, 420, "Bad Extension", nil)
-		res.AppendHeader(sip.NewHeader("Unsupported", strings.Join(bad, ", ")))
-		res.AppendHeader(warning("ccsbc does not support " + strings.Join(bad, ", ")))
+		res.AppendHeader(sip.NewHeader("Unsupported", bad))
+		res.AppendHeader(warning("ccsbc does not support " + bad))
 		_ = tx.Respond(res)
 		return
 	}
 	s.newCall(req, tx)
+}
+
+// unsupportedRequire lists the option tags of req's Require headers that
+// ccsbc does not implement ("" when it implements them all): only timer,
+// when session timers are on.
+func unsupportedRequire(req *sip.Request, timers bool) string {
+	var bad []string
+	for _, v := range headerValues(req, "Require", "") {
+		for _, tag := range strings.Split(v, ",") {
+			tag = strings.TrimSpace(tag)
+			if tag != "" && !strings.EqualFold(tag, "100rel") && !(timers && strings.EqualFold(tag, "timer")) {
+				bad = append(bad, tag)
+			}
+		}
+	}
+	return strings.Join(bad, ", ")
 }
 
 func (s *Server) newCall(req *sip.Request, tx sip.ServerTransaction) {
@@ -189,6 +227,17 @@ func (s *Server) newCall(req *sip.Request, tx sip.ServerTransaction) {
 		s.respond(req, tx, 500, "Server Internal Error", "route "+route.Name+" names unknown peer")
 		return
 	}
+	var inTimer uasTimer
+	if cfg.SessionTimers.Enabled {
+		var ok bool
+		if inTimer, ok = answerTimerWith(s, newTimerPolicy(cfg.SessionTimers), req, tx, nil); !ok {
+			log.Info("call rejected", zap.String("from_peer", inName), zap.String("user", user), zap.String("result", "session timer headers refused"))
+			s.nCallsFailed.Add(1)
+			s.metrics.CallStarted()
+			s.metrics.CallEnded(cfg.Model, route.Leg, admin.CallRejected)
+			return
+		}
+	}
 	outT := sipTransport(string(outPeer.Transport))
 	outL := s.listenerForTransport(outT)
 	if outL == nil {
@@ -202,10 +251,17 @@ func (s *Server) newCall(req *sip.Request, tx sip.ServerTransaction) {
 	out := s.outboundLeg(req, outL, outPeer, user)
 	c := &call{
 		s: s, in: in, out: out, route: route, start: time.Now(),
+		user: user, from: req.From().Address.User, audit: cfg.Audit,
 		ackWait:   map[*leg]chan *sip.Request{},
-		prackLost: make(chan error, 1),
 		ended:     make(chan struct{}),
+		prackLost: make(chan error, 1),
 		busy:      true, // until the initial INVITE completes
+		inTimer:   inTimer,
+	}
+	c.ctx, c.cancel = context.WithCancel(context.Background())
+	c.startTimers(cfg.SessionTimers)
+	if h, err := parseTimerHeaders(req); err == nil {
+		in.setAllowUpdate(h.allowUpdate)
 	}
 	// A call from the Outbound Option dialer keeps the dialer a party
 	// until it is transferred away.
@@ -348,15 +404,28 @@ func (c *call) runInitial(req *sip.Request, tx sip.ServerTransaction) {
 		outBody = b
 	}
 
-	outReq := c.out.newRequest(sip.INVITE, outBody)
-	copyHeaders(outReq, req, c.out.local.Host)
-	outReq.AppendHeader(sip.NewHeader("Allow", allowMethods))
-	outReq.AppendHeader(sip.NewHeader("Supported", "100rel"))
 	c.inRequire100rel, c.inSupports100rel = inbound100rel(req)
-	if mf := req.MaxForwards(); mf != nil {
-		m := sip.MaxForwardsHeader(mf.Val() - 1)
-		outReq.ReplaceHeader(&m)
+	tpol := c.tpol
+	var asked time.Duration // Session-Expires asked for; 0: timers off
+	newInvite := func() *sip.Request {
+		r := c.out.newRequest(sip.INVITE, outBody)
+		copyHeaders(r, req, c.out.local.Host)
+		r.AppendHeader(sip.NewHeader("Allow", allowMethods))
+		r.AppendHeader(sip.NewHeader("Supported", "100rel"))
+		if mf := req.MaxForwards(); mf != nil {
+			m := sip.MaxForwardsHeader(mf.Val() - 1)
+			r.ReplaceHeader(&m)
+		}
+		if c.timersOn() {
+			var hs []sip.Header
+			hs, asked = tpol.requestHeaders(sessionTerms{})
+			for _, h := range hs {
+				r.AppendHeader(h)
+			}
+		}
+		return r
 	}
+	outReq := newInvite()
 
 	// The caller's CANCEL (answered by sipgo with 200 and 487) ends ctx.
 	ctx, cancel := context.WithCancel(context.Background())
@@ -369,7 +438,8 @@ func (c *call) runInitial(req *sip.Request, tx sip.ServerTransaction) {
 		fail(503, "Service Unavailable", c.out.sendError(err))
 		return
 	}
-	defer otx.Terminate()
+	defer func() { otx.Terminate() }()
+	retried422 := false
 
 	noAnswer := time.NewTimer(peerResponseTimeout)
 	defer noAnswer.Stop()
@@ -407,8 +477,27 @@ func (c *call) runInitial(req *sip.Request, tx sip.ServerTransaction) {
 					c.end(err.Error(), false, true)
 					return
 				}
-				c.answer(req, tx, otx, res)
+				c.answer(req, tx, otx, res, asked)
 				return
+			}
+			if res.StatusCode == 422 && asked > 0 && !retried422 {
+				// RFC 4028 §7.3: ask again, once, with the peer's Min-SE.
+				retried422 = true
+				h, _ := parseTimerHeaders(res)
+				if n := tpol.retryAfter422(int(asked/time.Second), h.minSE); n > 0 {
+					tpol.expires, tpol.minSE = n, n
+					outReq = newInvite()
+					next, err := c.s.send(ctx, c.out, outReq)
+					if err != nil {
+						fail(503, "Service Unavailable", c.out.sendError(err))
+						return
+					}
+					otx.Terminate()
+					otx, gotProvisional = next, false
+					c.log.Info("session interval raised", zap.String("by", c.out.peerName), zap.Int("session_expires", n))
+					noAnswer.Reset(peerResponseTimeout)
+					continue
+				}
 			}
 			c.log.Info("call failed", zap.Int("code", res.StatusCode), zap.String("reason", res.Reason), zap.String("by", c.out.peerName))
 			c.relayFailure(req, tx, res)
@@ -583,8 +672,9 @@ func (c *call) relayFailure(req *sip.Request, tx sip.ServerTransaction, res *sip
 	_ = tx.Respond(r)
 }
 
-// answer completes the call on a 2xx from the outbound peer.
-func (c *call) answer(req *sip.Request, tx sip.ServerTransaction, otx sip.ClientTransaction, res *sip.Response) {
+// answer completes the call on a 2xx from the outbound peer; asked is the
+// Session-Expires the INVITE asked for (0: timers off).
+func (c *call) answer(req *sip.Request, tx sip.ServerTransaction, otx sip.ClientTransaction, res *sip.Response, asked time.Duration) {
 	c.out.learnFromResponse(res)
 	var body []byte
 	delayedOffer := false
@@ -623,6 +713,7 @@ func (c *call) answer(req *sip.Request, tx sip.ServerTransaction, otx sip.Client
 	c.setInboundTag(ok)
 	ok.AppendHeader(c.in.contact.Clone())
 	ok.AppendHeader(sip.NewHeader("Allow", allowMethods))
+	c.inTimer.addTo(ok)
 	if body != nil {
 		ok.AppendHeader(sip.NewHeader("Content-Type", "application/sdp"))
 	}
@@ -652,6 +743,9 @@ func (c *call) answer(req *sip.Request, tx sip.ServerTransaction, otx sip.Client
 		}
 		c.ackOutbound(res, ackBody)
 	}
+	// Both dialogs are up: each leg's session timer starts.
+	c.timerFromResponse(c.out, res, asked)
+	c.resetTimer(c.in, c.inTimer.terms)
 }
 
 // sendInvite2xx sends a 2xx to an INVITE received on leg l and waits for
@@ -753,6 +847,8 @@ func (s *Server) onBye(req *sip.Request, tx sip.ServerTransaction) {
 // one log line with the outcome.
 func (c *call) end(reason string, byeIn, byeOut bool) {
 	c.endOnce.Do(func() {
+		c.stopTimers()
+		c.cancel()
 		close(c.ended)
 		c.mu.Lock()
 		streams := c.streams

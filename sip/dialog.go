@@ -51,6 +51,7 @@ type leg struct {
 	routeSet     []sip.Uri
 	localCSeq    uint32
 	remoteCSeq   uint32
+	allowUpdate  bool // the peer's Allow lists UPDATE: session refreshes use it
 }
 
 // newRequest builds an in-dialog request on this leg (RFC 3261 §12.2.1.1).
@@ -160,6 +161,18 @@ func (l *leg) tlsInfo() tlsInfo {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	return l.tls
+}
+
+func (l *leg) setAllowUpdate(v bool) {
+	l.mu.Lock()
+	l.allowUpdate = v
+	l.mu.Unlock()
+}
+
+func (l *leg) allowsUpdate() bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.allowUpdate
 }
 
 func (l *leg) getRemoteTag() string {

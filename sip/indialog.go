@@ -1,6 +1,7 @@
 package sip
 
 import (
+	"bytes"
 	"context"
 	"time"
 
@@ -62,9 +63,16 @@ func (s *Server) onReInvite(req *sip.Request, tx sip.ServerTransaction) {
 		return
 	}
 	defer c.notBusy()
+	ut, accepted := c.answerTimer(l, req, tx)
+	if !accepted {
+		return
+	}
 	l.learnTarget(req)
 	_ = tx.Respond(sip.NewResponseFromRequest(req, 100, "Trying", nil))
 	o := c.other(l)
+	if c.answerRefreshLocally(l, req, tx, ut) {
+		return
+	}
 
 	var body []byte
 	hadOffer := len(req.Body()) > 0
@@ -88,6 +96,7 @@ func (s *Server) onReInvite(req *sip.Request, tx sip.ServerTransaction) {
 	defer cancel()
 	r2 := o.newRequest(sip.INVITE, body)
 	r2.AppendHeader(sip.NewHeader("Allow", allowMethods))
+	asked := c.addRequestTimer(o, r2)
 	otx, err := s.send(ctx, o, r2)
 	if err != nil {
 		s.respond(req, tx, 503, "Service Unavailable", o.sendError(err))
@@ -133,14 +142,8 @@ func (s *Server) onReInvite(req *sip.Request, tx sip.ServerTransaction) {
 	if !answerInAck {
 		c.ackLeg(o, res, nil)
 	}
-	ok := sip.NewResponseFromRequest(req, res.StatusCode, res.Reason, nil)
-	ok.AppendHeader(l.contact.Clone())
-	ok.AppendHeader(sip.NewHeader("Allow", allowMethods))
-	if ans != nil {
-		ok.AppendHeader(sip.NewHeader("Content-Type", "application/sdp"))
-	}
-	ok.SetBody(ans)
-	ack := c.sendInvite2xx(l, tx, ok)
+	c.timerFromResponse(o, res, asked)
+	ack := c.sendInvite2xx(l, tx, inDialog2xx(req, res.StatusCode, res.Reason, l, ut, ans))
 	if answerInAck {
 		var ackBody []byte
 		if ack != nil && len(ack.Body()) > 0 {
@@ -151,7 +154,71 @@ func (s *Server) onReInvite(req *sip.Request, tx sip.ServerTransaction) {
 		}
 		c.ackLeg(o, res, ackBody)
 	}
+	if ack != nil {
+		c.resetTimer(l, ut.terms)
+	}
 	c.log.Info("re-INVITE", zap.String("from", l.peerName), zap.Int("code", res.StatusCode))
+}
+
+// inDialog2xx is the 2xx ccsbc sends on leg l to a re-INVITE or UPDATE,
+// with its Contact (a target refresh), Allow, the session timer headers
+// and an SDP body when there is one.
+func inDialog2xx(req *sip.Request, code int, reason string, l *leg, ut uasTimer, sdp []byte) *sip.Response {
+	res := sip.NewResponseFromRequest(req, code, reason, nil)
+	res.AppendHeader(l.contact.Clone())
+	res.AppendHeader(sip.NewHeader("Allow", allowMethods))
+	ut.addTo(res)
+	if sdp != nil {
+		res.AppendHeader(sip.NewHeader("Content-Type", "application/sdp"))
+	}
+	res.SetBody(sdp)
+	return res
+}
+
+// answerRefreshLocally answers a session refresh from leg l's peer without
+// involving the other leg, and reports whether it did. A refresh is a
+// re-INVITE whose SDP is byte for byte the one the peer sent last, when
+// ccsbc's last SDP on that leg was an answer (it is answered again, same
+// o= version: RFC 3264 §8, nothing changed), or an UPDATE without a body
+// that carries Session-Expires. Each leg is a session of its own with its
+// own timer: relaying a refresh would make the other peer refresh on this
+// peer's schedule, double the signaling, and turn a peer's routine refresh
+// into an offer the other side could refuse. Anything else (a new SDP, an
+// offerless re-INVITE, as Unified CM sends to renegotiate after a
+// transfer) is still relayed. Only with session timers on: off, ccsbc
+// relays every re-INVITE as before.
+func (c *call) answerRefreshLocally(l *leg, req *sip.Request, tx sip.ServerTransaction, ut uasTimer) bool {
+	if !c.timersOn() {
+		return false
+	}
+	var body []byte
+	switch req.Method {
+	case sip.INVITE:
+		c.mu.Lock()
+		same := len(req.Body()) > 0 && c.sdpOutAnswer[l.side] && bytes.Equal(req.Body(), c.sdpIn[l.side])
+		body = c.sdpOut[l.side]
+		c.mu.Unlock()
+		if !same {
+			return false
+		}
+	case sip.UPDATE:
+		if len(req.Body()) > 0 || req.GetHeader("Session-Expires") == nil && req.GetHeader("x") == nil {
+			return false
+		}
+	default:
+		return false
+	}
+	res := inDialog2xx(req, 200, "OK", l, ut, body)
+	if req.Method == sip.INVITE {
+		if c.sendInvite2xx(l, tx, res) == nil {
+			return true // no ACK: the timer is not reset, it will expire
+		}
+	} else if err := tx.Respond(res); err != nil {
+		return true
+	}
+	c.resetTimer(l, ut.terms)
+	c.log.Debug("session refresh answered", zap.String("from", l.peerName), zap.String("method", string(req.Method)))
+	return true
 }
 
 // onInDialog relays UPDATE and INFO inside a dialog. An UPDATE with SDP is
@@ -161,6 +228,16 @@ func (s *Server) onInDialog(req *sip.Request, tx sip.ServerTransaction) {
 	c, l := s.inDialogPrecheck(req, tx)
 	if c == nil {
 		return
+	}
+	var ut uasTimer
+	if req.Method == sip.UPDATE {
+		var ok bool
+		if ut, ok = c.answerTimer(l, req, tx); !ok {
+			return
+		}
+		if c.answerRefreshLocally(l, req, tx, ut) {
+			return
+		}
 	}
 	o := c.other(l)
 	body := req.Body()
@@ -194,6 +271,10 @@ func (s *Server) onInDialog(req *sip.Request, tx sip.ServerTransaction) {
 			r2.AppendHeader(sip.NewHeader(h.Name(), h.Value()))
 		}
 	}
+	var asked time.Duration
+	if req.Method == sip.UPDATE {
+		asked = c.addRequestTimer(o, r2)
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), inDialogTimeout)
 	defer cancel()
 	otx, err := s.send(ctx, o, r2)
@@ -224,6 +305,9 @@ func (s *Server) onInDialog(req *sip.Request, tx sip.ServerTransaction) {
 	r := sip.NewResponseFromRequest(req, res.StatusCode, res.Reason, nil)
 	if res.IsSuccess() && req.Method == sip.UPDATE {
 		r.AppendHeader(l.contact.Clone())
+		ut.addTo(r)
+		c.timerFromResponse(o, res, asked)
+		defer c.resetTimer(l, ut.terms)
 	}
 	if len(rbody) > 0 && rct != "" {
 		r.AppendHeader(sip.NewHeader("Content-Type", rct))

@@ -51,8 +51,13 @@ func (c *call) handleOffer(from *leg, body []byte) ([]byte, error) {
 	if err := c.offerSecurityLocked(to, sd, ports); err != nil {
 		return nil, err
 	}
+	out, err := sd.rewrite(&to.origin, c.s.cfg.Media.Advertise, ports)
+	if err != nil {
+		return nil, err
+	}
 	c.offer, c.offerFrom = sd, from
-	return sd.rewrite(&to.origin, c.s.cfg.Media.Advertise, ports)
+	c.offerRaw, c.offerOut = body, out
+	return out, nil
 }
 
 // handleAnswer applies an answer received on leg from to the pending offer
@@ -96,7 +101,15 @@ func (c *call) handleAnswer(from *leg, body []byte) ([]byte, error) {
 			c.startDTLSLocked(from, i, st)
 		}
 	}
-	return sd.rewrite(&offerer.origin, c.s.cfg.Media.Advertise, ports)
+	out, err := sd.rewrite(&offerer.origin, c.s.cfg.Media.Advertise, ports)
+	if err != nil {
+		return nil, err
+	}
+	// The exchange is complete on both legs: remember what each side
+	// holds, for session refreshes.
+	c.sdpIn[offerer.side], c.sdpOut[offerer.side], c.sdpOutAnswer[offerer.side] = c.offerRaw, out, true
+	c.sdpIn[from.side], c.sdpOut[from.side], c.sdpOutAnswer[from.side] = body, c.offerOut, false
+	return out, nil
 }
 
 // mediaDest turns an SDP address into a relay destination: c=0.0.0.0 and
@@ -132,6 +145,7 @@ func (c *call) pendingOffer() bool {
 func (c *call) clearOffer() {
 	c.mu.Lock()
 	c.offer, c.offerFrom = nil, nil
+	c.offerRaw, c.offerOut = nil, nil
 	c.mu.Unlock()
 }
 

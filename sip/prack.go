@@ -29,14 +29,12 @@ import (
 // An offer or answer inside PRACK is refused (488): ccsbc's early offer/
 // answer happens in the INVITE and the 18x.
 
-// extensions ccsbc supports in Require.
-var supportedExtensions = map[string]bool{"100rel": true}
-
 // optionTags returns the option tags of every header called name.
 func optionTags(m sip.Message, name string) []string {
 	var out []string
-	for _, h := range m.GetHeaders(name) {
-		for _, t := range strings.Split(h.Value(), ",") {
+	compact := map[string]string{"Supported": "k"}[name] // sipgo keeps compact forms apart
+	for _, v := range headerValues(m, name, compact) {
+		for _, t := range strings.Split(v, ",") {
 			if t = strings.TrimSpace(t); t != "" {
 				out = append(out, strings.ToLower(t))
 			}
@@ -52,18 +50,6 @@ func hasOptionTag(m sip.Message, name, tag string) bool {
 		}
 	}
 	return false
-}
-
-// unsupportedRequired lists the option tags of Require that ccsbc does
-// not support (answered with 420).
-func unsupportedRequired(req *sip.Request) []string {
-	var out []string
-	for _, t := range optionTags(req, "Require") {
-		if !supportedExtensions[t] {
-			out = append(out, t)
-		}
-	}
-	return out
 }
 
 // reliable18x is ccsbc's reliable provisional toward the caller.

@@ -240,6 +240,11 @@ func TestSRTPPerLeg(t *testing.T) {
 			if audit == nil {
 				t.Fatal("no audit record")
 			}
+			// The called number is the Request-URI user, unmasked by
+			// default; the calling number is the caller's From user.
+			if audit["called"] != tc.user || audit["calling"] == "" || audit["calling"] == nil {
+				t.Errorf("audit numbers: calling %v called %v, want called %s", audit["calling"], audit["called"], tc.user)
+			}
 			for _, leg := range []struct {
 				key    string
 				secure bool

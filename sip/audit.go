@@ -50,8 +50,8 @@ func (a auditLeg) MarshalLogObject(enc zapcore.ObjectEncoder) error {
 // auditFields builds the record from the call's legs and its streams'
 // final counters (summed over m= lines).
 func (c *call) auditFields(reason string, answered time.Time, stats []media.StreamStats) []zap.Field {
-	legs := [2]auditLeg{{side: media.A, l: c.in, dec: c.dec[media.A]}, {side: media.B, l: c.out, dec: c.dec[media.B]}}
 	c.mu.Lock()
+	legs := [2]auditLeg{{side: media.A, l: c.in, dec: c.dec[media.A]}, {side: media.B, l: c.out, dec: c.dec[media.B]}}
 	for i := range legs {
 		legs[i].ti = legs[i].l.tlsInfo()
 		for _, st := range c.srtp[legs[i].side] {
@@ -71,7 +71,7 @@ func (c *call) auditFields(reason string, answered time.Time, stats []media.Stre
 		}
 	}
 	fields := []zap.Field{
-		zap.String("call_id", c.in.callID), zap.String("out_call_id", c.out.callID),
+		zap.String("call_id", c.id), zap.String("out_call_id", legs[1].l.callID),
 		zap.String("route", c.route.Name), zap.String("leg_class", string(c.route.Leg)),
 		zap.Time("start", c.start), zap.String("result", reason),
 		zap.Object("inbound", legs[0]), zap.Object("outbound", legs[1]),

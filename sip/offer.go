@@ -84,6 +84,7 @@ func (c *call) handleAnswer(from *leg, body []byte) ([]byte, error) {
 		st.SetRemote(from.side, mediaDest(am.RTP), mediaDest(am.RTCP), am.Mux, from.signalIP)
 		st.SetHold(om.Hold || am.Hold || am.Disabled())
 	}
+	c.last[offerer.side], c.last[from.side] = offer, sd
 	return sd.rewrite(&offerer.origin, c.s.cfg.Media.Advertise, ports)
 }
 

@@ -154,7 +154,7 @@ func New(cfg *config.Config, log *zap.Logger) (*Server, error) {
 	s.srv.OnOptions(s.onOptions)
 	s.srv.OnUpdate(s.onInDialog)
 	s.srv.OnInfo(s.onInDialog)
-	s.srv.OnRefer(s.onUnsupported)
+	s.srv.OnRefer(s.onRefer)
 	s.srv.OnPrack(s.onUnsupported)
 	s.srv.OnNoRoute(s.onUnknownMethod)
 	return s, nil
@@ -424,7 +424,7 @@ func (s *Server) respond(req *sip.Request, tx sip.ServerTransaction, code int, p
 	}
 }
 
-const allowMethods = "INVITE, ACK, BYE, CANCEL, OPTIONS, UPDATE, INFO"
+const allowMethods = "INVITE, ACK, BYE, CANCEL, OPTIONS, UPDATE, INFO, REFER"
 
 func warning(reason string) sip.Header {
 	reason = strings.TrimPrefix(reason, "sip: ")
@@ -521,10 +521,7 @@ func (s *Server) findCall(req *sip.Request) (*call, *leg) {
 		return nil, nil
 	}
 	c := v.(*call)
-	if c.in.callID == req.CallID().Value() && c.in.localTag == tag {
-		return c, c.in
-	}
-	return c, c.out
+	return c, c.legOf(req.CallID().Value(), tag)
 }
 
 var errNoConn = errors.New("sip: no connection")

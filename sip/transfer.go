@@ -295,12 +295,7 @@ func (c *call) dialTransfer(nl, remain *leg, dec policy.Decision) (int, string) 
 		return 488, "no media session to transfer"
 	}
 	c.dec[side], c.srtp[side] = dec, nil
-	ports := c.portsLocked(side, len(src.media))
-	err := c.offerSecurityLocked(nl, src, ports)
-	var body []byte
-	if err == nil {
-		body, err = src.rewrite(&nl.origin, c.s.cfg.Media.Advertise, ports)
-	}
+	body, err := c.offerLocked(nl, src)
 	c.mu.Unlock()
 	if err != nil {
 		restore()
@@ -398,6 +393,21 @@ func (c *call) abandonDial(otx sip.ClientTransaction, inv *sip.Request, nl *leg,
 	}
 }
 
+// offerLocked builds the offer ccsbc makes on leg l from src, the other
+// side's current description: its codecs and directions, ccsbc's relay ports
+// on l, and the protection of l's decision (with fresh keys when it is
+// SRTP and l had none).
+func (c *call) offerLocked(l *leg, src *sessionDesc) ([]byte, error) {
+	if src == nil {
+		return nil, fmt.Errorf("%w: no media session to offer", ErrSDPMalformed)
+	}
+	ports := c.portsLocked(l.side, len(src.media))
+	if err := c.offerSecurityLocked(l, src, ports); err != nil {
+		return nil, err
+	}
+	return src.rewrite(&l.origin, c.s.cfg.Media.Advertise, ports)
+}
+
 // applyAnswer applies the answer of leg l to an offer ccsbc made on it from
 // the other side's description offer: l's keys and media destination; the
 // other side's stay as they are.
@@ -441,16 +451,7 @@ func (c *call) upgrade(l *leg, before, after policy.Decision) {
 	for attempt := 0; ; attempt++ {
 		c.mu.Lock()
 		src := c.last[c.otherSideLocked(l)]
-		var body []byte
-		var err error
-		if src == nil {
-			err = errors.New("no media session")
-		} else {
-			ports := c.portsLocked(l.side, len(src.media))
-			if err = c.offerSecurityLocked(l, src, ports); err == nil {
-				body, err = src.rewrite(&l.origin, c.s.cfg.Media.Advertise, ports)
-			}
-		}
+		body, err := c.offerLocked(l, src)
 		c.mu.Unlock()
 		if err != nil {
 			fail(err.Error())

@@ -52,6 +52,7 @@ func (a auditLeg) MarshalLogObject(enc zapcore.ObjectEncoder) error {
 func (c *call) auditFields(reason string, answered time.Time, stats []media.StreamStats) []zap.Field {
 	c.mu.Lock()
 	legs := [2]auditLeg{{side: media.A, l: c.in, dec: c.dec[media.A]}, {side: media.B, l: c.out, dec: c.dec[media.B]}}
+	transfers := append([]string(nil), c.xfer.done...)
 	for i := range legs {
 		legs[i].ti = legs[i].l.tlsInfo()
 		for _, st := range c.srtp[legs[i].side] {
@@ -78,6 +79,10 @@ func (c *call) auditFields(reason string, answered time.Time, stats []media.Stre
 	}
 	if !answered.IsZero() {
 		fields = append(fields, zap.Time("answered", answered))
+	}
+	if len(transfers) > 0 {
+		// The legs are those at the end; the dialer's is in "transfers".
+		fields = append(fields, zap.Strings("transfers", transfers))
 	}
 	return fields
 }

@@ -9,6 +9,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/emiago/sipgo"
 	"github.com/emiago/sipgo/sip"
 	"go.uber.org/zap"
 
@@ -62,6 +63,9 @@ type transferState struct {
 	// dialer's), until their dialog ends: a BYE on one of them is
 	// answered without ending the call.
 	detached []*leg
+	// done records each completed transfer ("dialer -> vvb") for the
+	// call's audit record.
+	done []string
 }
 
 // transferTarget is where a REFER asks the call to go.
@@ -256,6 +260,7 @@ func (c *call) transfer(dialer *leg, t transferTarget) {
 		c.out = nl
 	}
 	c.xfer.detached = append(c.xfer.detached, dialer)
+	c.xfer.done = append(c.xfer.done, dialer.peerName+" -> "+nl.peerName)
 	c.xfer.state.DialerConnected = false
 	before := c.dec[remain.side]
 	after := policy.DecideLeg(c.model, before.Class, legPolicyPeer(remain), c.xfer.state)
@@ -370,7 +375,7 @@ func (c *call) abandonDial(otx sip.ClientTransaction, inv *sip.Request, nl *leg,
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), byeTimeout)
 	defer cancel()
-	if ctx2, err := c.s.client.TransactionRequest(ctx, newCancel(inv)); err == nil {
+	if ctx2, err := c.s.client.TransactionRequest(ctx, newCancel(inv), sipgo.ClientRequestBuild); err == nil {
 		defer ctx2.Terminate()
 	}
 	for {

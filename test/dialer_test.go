@@ -181,6 +181,18 @@ func TestDialerTransferUpgradesAgentLeg(t *testing.T) {
 	if n := legStats(end, "b", "drop_auth_failed"); n > 10 {
 		t.Errorf("%v SRTP authentication failures on the agent leg: %v", n, end)
 	}
+	var audit map[string]any
+	for _, ev := range l.d.events("call") {
+		if ev["logger"] == "audit" {
+			audit = ev
+		}
+	}
+	if tr := fmt.Sprint(audit["transfers"]); tr != "[dialer -> vvb]" {
+		t.Errorf("audit record transfers %s, want [dialer -> vvb]", tr)
+	}
+	if out, _ := audit["outbound"].(map[string]any); out["media"] != "srtp-sdes" {
+		t.Errorf("audit record's agent leg: %v", out)
+	}
 	l.agent.Stop()
 	l.dialer.Stop()
 	l.target.Stop()

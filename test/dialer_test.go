@@ -11,19 +11,22 @@ import (
 	"time"
 
 	"github.com/ccsbc/ccsbc/admin"
+	"github.com/ccsbc/ccsbc/policy"
 	"github.com/ccsbc/ccsbc/test/lab"
 )
 
-// dialerLab is ccsbc in model 3 over TLS between three baresips: the
+// dialerLab is ccsbc in model 3 or 4 over TLS between three baresips: the
 // Outbound Option dialer (peer "dialer", plain RTP: it cannot do SRTP), an
 // agent phone behind Unified CM (peer "cucm", user 1000, declared
 // SRTP-capable, SDES offered but optional) and a VVB (peer "vvb", user
-// 2000, RTP: model 3 leaves the IVR leg plain), each sending its own tone.
+// 2000: RTP in model 3, which leaves the IVR leg plain; SDES in model 4),
+// each sending its own tone.
 type dialerLab struct {
 	sip                   int
 	lo, hi                int
 	dialer, agent, target *lab.UA
 	d                     *daemon
+	model                 int
 	admin, token          string
 	capMedia              *lab.Capture
 }
@@ -36,17 +39,21 @@ const (
 
 // targetAnswer is the VVB's baresip answer mode: "auto", or "manual" to
 // leave the transfer ringing until the test refuses it.
-func startDialerLab(t *testing.T, targetAnswer string) *dialerLab {
+func startDialerLab(t *testing.T, model int, targetAnswer string) *dialerLab {
 	t.Helper()
-	l := &dialerLab{sip: lab.FreePort(t)}
+	l := &dialerLab{sip: lab.FreePort(t), model: model}
 	l.lo, l.hi = mediaRange()
 	l.dialer = lab.Baresip(t, lab.BaresipOptions{User: "dialer", ToneHz: dialerHz, Name: "dialer"})
 	l.agent = lab.Baresip(t, lab.BaresipOptions{User: "1000", MediaEnc: "srtp", ToneHz: agentHz, Name: "agent"})
-	l.target = lab.Baresip(t, lab.BaresipOptions{User: "2000", ToneHz: targetHz, Name: "target", AnswerMode: targetAnswer})
+	targetEnc := ""
+	if model == 4 {
+		targetEnc = "srtp-mand"
+	}
+	l.target = lab.Baresip(t, lab.BaresipOptions{User: "2000", MediaEnc: targetEnc, ToneHz: targetHz, Name: "target", AnswerMode: targetAnswer})
 	token, _ := admin.NewToken()
 	l.token = token
 	pin := func(u *lab.UA) string { return u.Cert().Fingerprint }
-	cfg := fmt.Sprintf(`model: 3
+	cfg := fmt.Sprintf(`model: %d
 log: {level: debug}
 listeners:
   - {transport: tls, address: "127.0.0.1:%d"}
@@ -54,7 +61,7 @@ media: {bind: 127.0.0.1, ports: %d-%d}
 peers:
   - {name: dialer, kind: dialer, address: "%s", transport: tls, verify: fingerprint, fingerprint: "%s"}
   - {name: cucm, kind: cucm, address: "%s", transport: tls, verify: fingerprint, fingerprint: "%s", srtp: true}
-  - {name: vvb, kind: vvb, address: "%s", transport: tls, verify: fingerprint, fingerprint: "%s"}
+  - {name: vvb, kind: vvb, address: "%s", transport: tls, verify: fingerprint, fingerprint: "%s", srtp: true}
 routes:
   - {user: 1xxx, to: cucm, leg: agent}
   - {user: 2xxx, to: vvb, leg: ivr}
@@ -62,7 +69,7 @@ admin:
   listen: "127.0.0.1:0"
   tokens:
     - {name: test, sha256: %s, role: read}
-`, l.sip, l.lo, l.hi, l.dialer.Addr(), pin(l.dialer), l.agent.Addr(), pin(l.agent), l.target.Addr(), pin(l.target), admin.HashToken(token))
+`, model, l.sip, l.lo, l.hi, l.dialer.Addr(), pin(l.dialer), l.agent.Addr(), pin(l.agent), l.target.Addr(), pin(l.target), admin.HashToken(token))
 	l.d = startCCSBC(t, cfg)
 	l.admin = "http://" + l.d.adminAddr()
 	l.capMedia = lab.StartCapture(t, "lo", fmt.Sprintf("udp portrange %d-%d", l.lo, l.hi))
@@ -118,9 +125,20 @@ func legPackets(c admin.Call, side string) admin.Leg {
 // the VVB; ccsbc bridges the agent with the VVB, hangs up the dialer and
 // re-INVITEs the agent leg to SRTP. Audio flows both ways before and
 // after, and tshark sees the agent leg's payload turn from G.711 into SRTP.
+// The VVB's new leg is RTP in model 3 and SRTP from its INVITE in model 4.
 func TestDialerTransferUpgradesAgentLeg(t *testing.T) {
 	needTool(t, "baresip", "tshark")
-	l := startDialerLab(t, "auto")
+	for _, model := range []int{3, 4} {
+		t.Run(fmt.Sprintf("model%d", model), func(t *testing.T) { testDialerUpgrade(t, model) })
+	}
+}
+
+func testDialerUpgrade(t *testing.T, model int) {
+	l := startDialerLab(t, model, "auto")
+	vvbProt := policy.RTP
+	if model == 4 {
+		vvbProt = policy.SRTP
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	l.connect(t, ctx)
@@ -157,8 +175,8 @@ func TestDialerTransferUpgradesAgentLeg(t *testing.T) {
 		t.Fatalf("/calls after the transfer: %+v", after)
 	}
 	in1, out1 := legPackets(after[0], admin.SideIn), legPackets(after[0], admin.SideOut)
-	if in1.Peer != "vvb" || in1.Protection != "rtp" || out1.Peer != "cucm" || out1.Protection != "srtp-sdes" || out1.Suite == "" {
-		t.Errorf("after the transfer: in %+v, out %+v; want the VVB on RTP and the agent on SRTP", in1, out1)
+	if in1.Peer != "vvb" || in1.Protection != vvbProt || out1.Peer != "cucm" || out1.Protection != "srtp-sdes" || out1.Suite == "" {
+		t.Errorf("after the transfer: in %+v, out %+v; want the VVB on %s and the agent on SRTP", in1, out1, vvbProt)
 	}
 	// Audio both ways on both legs since the first reading: three seconds
 	// at 50 packets/s.
@@ -207,7 +225,8 @@ func TestDialerTransferUpgradesAgentLeg(t *testing.T) {
 	}
 
 	// On the wire: the agent leg is G.711 before the transfer and SRTP
-	// after the upgrade; the dialer and VVB legs stay G.711.
+	// after the upgrade; the dialer's leg is G.711, the VVB's as policy
+	// says.
 	lo, hi := l.agent.RTPPorts()
 	pre, post := l.entropySplit(t, fmt.Sprintf("udp.dstport>=%d && udp.dstport<=%d", lo, hi), transferAt, upgradedAt.Add(500*time.Millisecond))
 	if pre.n < 50 || pre.h > 6 {
@@ -216,11 +235,15 @@ func TestDialerTransferUpgradesAgentLeg(t *testing.T) {
 	if post.n < 50 || post.h < 7.5 {
 		t.Errorf("agent leg after the upgrade: %d packets, entropy %.2f bits/byte: want SRTP", post.n, post.h)
 	}
-	for _, u := range []*lab.UA{l.dialer, l.target} {
-		lo, hi := u.RTPPorts()
+	for _, leg := range []struct {
+		name   string
+		u      *lab.UA
+		secure bool
+	}{{"dialer", l.dialer, false}, {"VVB", l.target, model == 4}} {
+		lo, hi := leg.u.RTPPorts()
 		all, _ := l.entropySplit(t, fmt.Sprintf("udp.dstport>=%d && udp.dstport<=%d", lo, hi), time.Now(), time.Now())
-		if all.n < 50 || all.h > 6 {
-			t.Errorf("leg to %s: %d packets, entropy %.2f: want plain RTP", u.Dir(), all.n, all.h)
+		if all.n < 50 || (leg.secure && all.h < 7.5) || (!leg.secure && all.h > 6) {
+			t.Errorf("leg to the %s: %d packets, entropy %.2f bits/byte: want SRTP=%v", leg.name, all.n, all.h, leg.secure)
 		}
 	}
 }
@@ -232,7 +255,7 @@ func TestDialerTransferUpgradesAgentLeg(t *testing.T) {
 // it ends its call after the final NOTIFY of its transfer, success or not.)
 func TestDialerTransferFails(t *testing.T) {
 	needTool(t, "baresip", "tshark")
-	l := startDialerLab(t, "manual")
+	l := startDialerLab(t, 3, "manual")
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	l.connect(t, ctx)

@@ -716,7 +716,7 @@ func (s *Server) onBye(req *sip.Request, tx sip.ServerTransaction) {
 		return
 	}
 	_ = tx.Respond(sip.NewResponseFromRequest(req, 200, "OK", nil))
-	if c.detachedLeg(l) {
+	if !c.current(l) {
 		// The dialer hanging up after its transfer: the call goes on.
 		c.forgetLeg(l)
 		return

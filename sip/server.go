@@ -521,7 +521,11 @@ func (s *Server) findCall(req *sip.Request) (*call, *leg) {
 		return nil, nil
 	}
 	c := v.(*call)
-	return c, c.legOf(req.CallID().Value(), tag)
+	l := c.legOf(req.CallID().Value(), tag)
+	if l == nil {
+		return nil, nil // a leg a transfer has just forgotten
+	}
+	return c, l
 }
 
 var errNoConn = errors.New("sip: no connection")

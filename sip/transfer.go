@@ -77,7 +77,7 @@ type transferTarget struct {
 }
 
 // legOf returns the leg of c whose dialog is (callID, ccsbc's tag), among
-// the current and detached ones.
+// the current and detached ones, or nil.
 func (c *call) legOf(callID, tag string) *leg {
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -86,19 +86,15 @@ func (c *call) legOf(callID, tag string) *leg {
 			return l
 		}
 	}
-	return c.out
+	return nil
 }
 
-// detachedLeg reports whether a transfer took l out of the call.
-func (c *call) detachedLeg(l *leg) bool {
+// current reports whether l is one of the call's two legs now; a leg a
+// transfer took out of the call is not, even once forgotten.
+func (c *call) current(l *leg) bool {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	for _, d := range c.xfer.detached {
-		if d == l {
-			return true
-		}
-	}
-	return false
+	return l == c.in || l == c.out
 }
 
 // forgetLeg drops a detached leg once its dialog has ended.
@@ -160,7 +156,7 @@ func (s *Server) onRefer(req *sip.Request, tx sip.ServerTransaction) {
 // or the status, phrase and reason of the refusal.
 func (c *call) checkRefer(l *leg, req *sip.Request) (transferTarget, int, string, string) {
 	var t transferTarget
-	if l.peer == nil || l.peer.Kind != "dialer" || c.detachedLeg(l) {
+	if l.peer == nil || l.peer.Kind != "dialer" || !c.current(l) {
 		return t, 501, "Not Implemented", "REFER is consumed only from an Outbound Option dialer's leg; other transfers are not supported yet"
 	}
 	if !c.dialerConnected() {

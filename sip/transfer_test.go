@@ -129,3 +129,30 @@ func TestUpgradeOffer(t *testing.T) {
 		t.Errorf("agent leg SRTP state after the upgrade: applied=%v suite=%v", st.applied, st.remote.Suite)
 	}
 }
+
+// TestDialerLegAfterTransfer: the dialer's old leg never counts as one of
+// the call's legs again, before or after it is forgotten, so that its BYE
+// (which baresip and Cisco's dialer send after the final NOTIFY, crossing
+// ccsbc's own) cannot end the transferred call.
+func TestDialerLegAfterTransfer(t *testing.T) {
+	s := &Server{}
+	c := &call{s: s, ended: make(chan struct{})}
+	dialer := &leg{side: media.A, callID: "d", localTag: "1"}
+	c.in = &leg{side: media.A, callID: "n", localTag: "2"}
+	c.out = &leg{side: media.B, callID: "o", localTag: "3"}
+	c.xfer.detached = []*leg{dialer}
+	s.calls.Store(dialogKey("d", "1"), c)
+	if c.current(dialer) || c.legOf("d", "1") != dialer {
+		t.Fatal("a detached leg must be found, and not be current")
+	}
+	c.forgetLeg(dialer)
+	if c.current(dialer) || c.legOf("d", "1") != nil {
+		t.Fatal("a forgotten leg must be neither found nor current")
+	}
+	if _, ok := s.calls.Load(dialogKey("d", "1")); ok {
+		t.Error("a forgotten leg's dialog still routes to the call")
+	}
+	if !c.current(c.in) || !c.current(c.out) || c.legOf("n", "2") != c.in {
+		t.Error("the call's own legs")
+	}
+}

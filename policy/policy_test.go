@@ -1,6 +1,7 @@
 package policy
 
 import (
+	"fmt"
 	"strings"
 	"testing"
 )
@@ -65,24 +66,51 @@ func TestDecideLegTable(t *testing.T) {
 	}
 }
 
-// TestDialerState: no SRTP while the dialer is connected; per the model
-// once it has left.
+// TestDialerState walks every model × leg-class cell, with an SRTP-capable
+// and a non-capable peer, across the dialer's transfer: while the dialer is
+// connected no leg is SRTP, and a leg that the model would encrypt says the
+// dialer is why; once it has left (the re-INVITE after the transfer), each
+// cell is what the model table says (TestDecideLegTable).
 func TestDialerState(t *testing.T) {
-	p := Peer{Name: "cucm", Transport: TLS, SRTP: true}
-	for _, m := range []Model{3, 4} {
-		for _, class := range []LegClass{LegAgent, LegDialer, LegCaller} {
-			d := DecideLeg(m, class, p, CallState{DialerConnected: true})
-			if d.Protection != RTP || !d.Exception || !strings.Contains(d.Reason, "dialer") {
-				t.Errorf("model %d %s with dialer connected: %+v", m, class, d)
-			}
-			d = DecideLeg(m, class, p, CallState{DialerConnected: false})
-			if d.Protection != SRTP {
-				t.Errorf("model %d %s after the dialer left: %+v", m, class, d)
+	const why = "Outbound Option dialer is connected"
+	for m := ModelUnsecured; m <= ModelEndToEnd; m++ {
+		for _, class := range LegClasses {
+			for _, capable := range []bool{true, false} {
+				p := Peer{Name: "p", Transport: TLS, SRTP: capable}
+				left := DecideLeg(m, class, p, CallState{DialerConnected: false})
+				connected := DecideLeg(m, class, p, CallState{DialerConnected: true})
+				name := fmt.Sprintf("model %d %s capable=%v", m, class, capable)
+				if connected.Protection != RTP || connected.Reason == "" {
+					t.Errorf("%s with the dialer connected: %+v, want RTP", name, connected)
+				}
+				// The dialer only matters where the model would encrypt.
+				r := table[m][class]
+				wouldEncrypt := r.srtp && !r.never
+				if wouldEncrypt != strings.Contains(connected.Reason, why) || wouldEncrypt != connected.Exception && !r.never {
+					t.Errorf("%s with the dialer connected: %+v; the dialer exception applies only where the model encrypts", name, connected)
+				}
+				if !wouldEncrypt && connected != left {
+					t.Errorf("%s: the dialer changed a leg the model never encrypts: %+v vs %+v", name, connected, left)
+				}
+				if strings.Contains(left.Reason, why) {
+					t.Errorf("%s after the dialer left: still %q", name, left.Reason)
+				}
 			}
 		}
-		// Legs that never do SRTP stay RTP after the transfer too.
-		if d := DecideLeg(m, LegMobileAgent, p, CallState{}); d.Protection != RTP {
-			t.Errorf("model %d mobile agent: %+v", m, d)
+	}
+	// The upgrade the dialer's transfer unlocks, cell by cell.
+	cucm := Peer{Name: "cucm", Transport: TLS, SRTP: true}
+	for _, c := range []struct {
+		model Model
+		class LegClass
+		after Protection
+	}{
+		{3, LegAgent, SRTP}, {3, LegCaller, SRTP}, {3, LegDialer, SRTP}, {3, LegIVR, RTP}, {3, LegMobileAgent, RTP}, {3, LegIVRIOS, RTP},
+		{4, LegAgent, SRTP}, {4, LegCaller, SRTP}, {4, LegDialer, SRTP}, {4, LegIVR, SRTP}, {4, LegMobileAgent, RTP}, {4, LegIVRIOS, RTP},
+		{2, LegAgent, RTP}, {1, LegAgent, RTP},
+	} {
+		if d := DecideLeg(c.model, c.class, cucm, CallState{}); d.Protection != c.after {
+			t.Errorf("model %d %s after the dialer left: %+v, want %s", c.model, c.class, d, c.after)
 		}
 	}
 }

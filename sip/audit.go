@@ -52,8 +52,9 @@ func (a auditLeg) MarshalLogObject(enc zapcore.ObjectEncoder) error {
 // auditFields builds the record from the call's legs and its streams'
 // final counters (summed over m= lines).
 func (c *call) auditFields(reason string, answered time.Time, stats []media.StreamStats) []zap.Field {
-	legs := [2]auditLeg{{side: media.A, l: c.in, dec: c.dec[media.A]}, {side: media.B, l: c.out, dec: c.dec[media.B]}}
 	c.mu.Lock()
+	legs := [2]auditLeg{{side: media.A, l: c.in, dec: c.dec[media.A]}, {side: media.B, l: c.out, dec: c.dec[media.B]}}
+	transfers := append([]string(nil), c.xfer.done...)
 	for i := range legs {
 		legs[i].ti = legs[i].l.tlsInfo()
 		for _, st := range c.srtp[legs[i].side] {
@@ -73,7 +74,7 @@ func (c *call) auditFields(reason string, answered time.Time, stats []media.Stre
 		}
 	}
 	fields := []zap.Field{
-		zap.String("call_id", c.in.callID), zap.String("out_call_id", c.out.callID),
+		zap.String("call_id", c.id), zap.String("out_call_id", legs[1].l.callID),
 		zap.String("route", c.route.Name), zap.String("leg_class", string(c.route.Leg)),
 		zap.String("calling", c.auditNumber(c.from)), zap.String("called", c.auditNumber(c.user)),
 		zap.Time("start", c.start), zap.String("result", reason),
@@ -81,6 +82,10 @@ func (c *call) auditFields(reason string, answered time.Time, stats []media.Stre
 	}
 	if !answered.IsZero() {
 		fields = append(fields, zap.Time("answered", answered))
+	}
+	if len(transfers) > 0 {
+		// The legs are those at the end; the dialer's is in "transfers".
+		fields = append(fields, zap.Strings("transfers", transfers))
 	}
 	return fields
 }

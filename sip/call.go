@@ -26,10 +26,9 @@ import (
 type call struct {
 	s     *Server
 	log   *zap.Logger
-	in    *leg
-	out   *leg
+	id    string         // the inbound Call-ID the call started with (admin API, audit)
+	cfg   *config.Config // the configuration the call started with
 	route *config.Route
-	dec   [2]policy.Decision // media decision per side (media.A = in, media.B = out)
 	model policy.Model
 	start time.Time
 	user  string // the Request-URI user of the inbound INVITE: the called number
@@ -45,6 +44,14 @@ type call struct {
 	// ctx ends with the call: what runs on its behalf (refreshes) stops.
 	ctx    context.Context
 	cancel context.CancelFunc
+
+	// in and out are the call's two legs. A transfer (transfer.go) replaces
+	// one of them under mu, while the call is busy: handlers that may run
+	// concurrently with it read them through legs, other or findCall.
+	in, out *leg
+	// dec is the media decision per side (media.A = in, media.B = out),
+	// read and changed under mu once the call is set up.
+	dec [2]policy.Decision
 
 	mu        sync.Mutex // guards the fields below
 	streams   []*media.Stream
@@ -68,18 +75,28 @@ type call struct {
 	sdpIn        [2][]byte
 	sdpOut       [2][]byte
 	sdpOutAnswer [2]bool
-	offerRaw     []byte // the pending offer as received, and as sent on
-	offerOut     []byte // the other leg, until its answer completes them
+	offerRaw     []byte          // the pending offer as received, and as sent on
+	offerOut     []byte          // the other leg, until its answer completes them
+	last         [2]*sessionDesc // per side, the description the peer gave in the last completed exchange
+	xfer         transferState   // the dialer's state and its transfer (transfer.go)
 
 	endOnce sync.Once
 	ended   chan struct{}
 }
 
 func (c *call) other(l *leg) *leg {
-	if l == c.in {
-		return c.out
+	in, out := c.legs()
+	if l == in {
+		return out
 	}
-	return c.in
+	return in
+}
+
+// legs returns the current inbound and outbound legs.
+func (c *call) legs() (in, out *leg) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.in, c.out
 }
 
 func randomID() uint64 {
@@ -250,7 +267,7 @@ func (s *Server) newCall(req *sip.Request, tx sip.ServerTransaction) {
 	in := s.inboundLeg(req, tx, inL, inPeer, inName)
 	out := s.outboundLeg(req, outL, outPeer, user)
 	c := &call{
-		s: s, in: in, out: out, route: route, start: time.Now(),
+		s: s, in: in, out: out, route: route, start: time.Now(), cfg: cfg, id: in.callID,
 		user: user, from: req.From().Address.User, audit: cfg.Audit,
 		ackWait:   map[*leg]chan *sip.Request{},
 		ended:     make(chan struct{}),
@@ -278,6 +295,7 @@ func (s *Server) newCall(req *sip.Request, tx sip.ServerTransaction) {
 	inDec := policy.DecideLeg(cfg.Model, inClass, inPolicy, st)
 	outDec := policy.DecideLeg(cfg.Model, route.Leg, outPeer.Policy(outPeer.Transport), st)
 	c.dec = [2]policy.Decision{inDec, outDec}
+	c.xfer.state = st
 	c.model = cfg.Model
 	c.log = log.With(zap.String("out_call_id", out.callID))
 	s.nCallsStarted.Add(1)
@@ -346,18 +364,24 @@ func (s *Server) inboundLeg(req *sip.Request, tx sip.ServerTransaction, l *liste
 // inbound dialog's identifiers is reused: new Call-ID, new tag, ccsbc's
 // address in From's host.
 func (s *Server) outboundLeg(req *sip.Request, l *listener, p *config.Peer, user string) *leg {
+	from := req.From()
+	return s.dialLeg(media.B, from.Address.User, from.DisplayName, l, p, user)
+}
+
+// dialLeg builds a leg on which ccsbc is the UAC, toward user at peer p,
+// presenting fromUser (and fromName) at ccsbc's address.
+func (s *Server) dialLeg(side media.Side, fromUser, fromName string, l *listener, p *config.Peer, user string) *leg {
 	host := l.addr.Addr().String()
 	peerHost := p.Address.Addr().String()
 	target := sip.Uri{Scheme: "sip", User: user, Host: peerHost, Port: int(p.Address.Port()), UriParams: sip.NewParams()}
 	if l.transport != "UDP" {
 		target.UriParams.Add("transport", sip.NetworkToLower(l.transport))
 	}
-	from := req.From()
 	out := &leg{
-		side: media.B, peer: p, peerName: p.Name, transport: l.transport,
+		side: side, dialed: true, peer: p, peerName: p.Name, transport: l.transport,
 		callID: newCallID(host), localTag: sip.GenerateTagN(16),
-		local:     sip.Uri{Scheme: "sip", User: from.Address.User, Host: host},
-		localName: from.DisplayName,
+		local:     sip.Uri{Scheme: "sip", User: fromUser, Host: host},
+		localName: fromName,
 		remote:    sip.Uri{Scheme: "sip", User: user, Host: peerHost},
 		contact:   l.contact, remoteTarget: target,
 		dest:   p.Address.String(),
@@ -839,7 +863,13 @@ func (s *Server) onBye(req *sip.Request, tx sip.ServerTransaction) {
 		return
 	}
 	_ = tx.Respond(sip.NewResponseFromRequest(req, 200, "OK", nil))
-	byeIn, byeOut := l == c.out, l == c.in
+	if !c.current(l) {
+		// The dialer hanging up after its transfer: the call goes on.
+		c.forgetLeg(l)
+		return
+	}
+	in, out := c.legs()
+	byeIn, byeOut := l == out, l == in
 	c.end("BYE from "+l.peerName, byeIn, byeOut)
 }
 
@@ -854,11 +884,13 @@ func (c *call) end(reason string, byeIn, byeOut bool) {
 		streams := c.streams
 		c.streams = nil
 		answered := c.answered
+		in, out := c.in, c.out
+		detached := c.xfer.detached
 		c.mu.Unlock()
 
 		var wg sync.WaitGroup
-		for _, l := range []*leg{c.in, c.out} {
-			if (l == c.in && byeIn) || (l == c.out && byeOut) {
+		for _, l := range []*leg{in, out} {
+			if (l == in && byeIn) || (l == out && byeOut) {
 				wg.Add(1)
 				go func(l *leg) {
 					defer wg.Done()
@@ -889,8 +921,9 @@ func (c *call) end(reason string, byeIn, byeOut bool) {
 		c.s.ended.mu.Unlock()
 		c.s.metrics.CallEnded(c.model, c.route.Leg, callResult(!answered.IsZero(), reason))
 		c.s.audit.Info("call", c.auditFields(reason, answered, stats)...)
-		c.s.calls.Delete(dialogKey(c.in.callID, c.in.localTag))
-		c.s.calls.Delete(dialogKey(c.out.callID, c.out.localTag))
+		for _, l := range append([]*leg{in, out}, detached...) {
+			c.s.calls.Delete(dialogKey(l.callID, l.localTag))
+		}
 		c.s.active.Done()
 	})
 }
@@ -962,10 +995,10 @@ func (s *Server) prepare(ctx context.Context, l *leg, req *sip.Request) error {
 }
 
 // peerLegOut reports the leg itself when ccsbc dials its peer (the
-// outbound leg, side B); inbound legs reuse the caller's connection,
-// authenticated when it was accepted.
+// outbound leg, or a transfer's new leg); inbound legs reuse the caller's
+// connection, authenticated when it was accepted.
 func (l *leg) peerLegOut() *leg {
-	if l.side == media.B {
+	if l.dialed {
 		return l
 	}
 	return nil

@@ -22,6 +22,7 @@ import (
 // and BYE are built the same way in both directions.
 type leg struct {
 	side      media.Side
+	dialed    bool         // ccsbc sent the dialog-creating INVITE (it is the UAC)
 	peer      *config.Peer // nil for an inbound caller that is no configured peer
 	peerName  string       // peer.Name, or the source address
 	transport string       // UDP, TCP or TLS (sipgo spelling)

@@ -40,7 +40,7 @@ func (s *Server) inDialogPrecheck(req *sip.Request, tx sip.ServerTransaction) (*
 		return nil, nil
 	}
 	c, l := s.findCall(req)
-	if c == nil {
+	if c == nil || !c.current(l) {
 		s.respond(req, tx, 481, "Call/Transaction Does Not Exist", "")
 		return nil, nil
 	}

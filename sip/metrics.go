@@ -55,9 +55,12 @@ func addSide(t *admin.MediaTotals, p policy.Protection, s media.SideStats) {
 
 // addCallStats adds a call's stream counters to t, per leg protection.
 func (c *call) addStats(t *admin.MediaTotals, stats []media.StreamStats) {
+	c.mu.Lock()
+	dec := c.dec
+	c.mu.Unlock()
 	for _, st := range stats {
-		addSide(t, c.dec[media.A].Protection, st.A)
-		addSide(t, c.dec[media.B].Protection, st.B)
+		addSide(t, dec[media.A].Protection, st.A)
+		addSide(t, dec[media.B].Protection, st.B)
 	}
 }
 
@@ -107,19 +110,16 @@ func (s *Server) ListCalls() []admin.Call {
 				}
 			}
 		}
+		legs, dec := [2]*leg{c.in, c.out}, c.dec
 		c.mu.Unlock()
-		ac := admin.Call{ID: c.in.callID, Route: c.route.Name, Start: c.start, Duration: now.Sub(c.start)}
-		for i, l := range []*leg{c.in, c.out} {
+		ac := admin.Call{ID: c.id, Route: c.route.Name, Start: c.start, Duration: now.Sub(c.start)}
+		for i, l := range legs {
 			side := admin.SideIn
 			if i == 1 {
 				side = admin.SideOut
 			}
-			class := policy.LegCaller
-			if i == 1 {
-				class = c.route.Leg
-			}
-			lg := admin.Leg{Side: side, Class: class, Peer: l.peerName, Transport: policy.Transport(strings.ToLower(l.transport)),
-				TLSVersion: l.tlsInfo().Version, Protection: c.dec[i].Protection, Suite: suites[i]}
+			lg := admin.Leg{Side: side, Class: dec[i].Class, Peer: l.peerName, Transport: policy.Transport(strings.ToLower(l.transport)),
+				TLSVersion: l.tlsInfo().Version, Protection: dec[i].Protection, Suite: suites[i]}
 			for _, st := range streams {
 				if st == nil {
 					continue

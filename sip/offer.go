@@ -101,6 +101,7 @@ func (c *call) handleAnswer(from *leg, body []byte) ([]byte, error) {
 			c.startDTLSLocked(from, i, st)
 		}
 	}
+	c.last[offerer.side], c.last[from.side] = offer, sd
 	out, err := sd.rewrite(&offerer.origin, c.s.cfg.Media.Advertise, ports)
 	if err != nil {
 		return nil, err

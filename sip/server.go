@@ -162,7 +162,7 @@ func New(cfg *config.Config, log *zap.Logger) (*Server, error) {
 	s.srv.OnOptions(s.onOptions)
 	s.srv.OnUpdate(s.onInDialog)
 	s.srv.OnInfo(s.onInDialog)
-	s.srv.OnRefer(s.onUnsupported)
+	s.srv.OnRefer(s.onRefer)
 	s.srv.OnPrack(s.onPrack)
 	s.srv.OnNoRoute(s.onUnknownMethod)
 	return s, nil
@@ -432,7 +432,7 @@ func (s *Server) respond(req *sip.Request, tx sip.ServerTransaction, code int, p
 	}
 }
 
-const allowMethods = "INVITE, ACK, BYE, CANCEL, OPTIONS, UPDATE, INFO, PRACK"
+const allowMethods = "INVITE, ACK, BYE, CANCEL, OPTIONS, UPDATE, INFO, PRACK, REFER"
 
 func warning(reason string) sip.Header {
 	reason = strings.TrimPrefix(reason, "sip: ")
@@ -530,10 +530,11 @@ func (s *Server) findCall(req *sip.Request) (*call, *leg) {
 		return nil, nil
 	}
 	c := v.(*call)
-	if c.in.callID == req.CallID().Value() && c.in.localTag == tag {
-		return c, c.in
+	l := c.legOf(req.CallID().Value(), tag)
+	if l == nil {
+		return nil, nil // a leg a transfer has just forgotten
 	}
-	return c, c.out
+	return c, l
 }
 
 var errNoConn = errors.New("sip: no connection")

@@ -13,6 +13,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/ccsbc/ccsbc/config"
+	"github.com/ccsbc/ccsbc/media"
 )
 
 // Session timers (RFC 4028). sipgo has none: they are built here on its
@@ -331,9 +332,20 @@ func (c *call) startTimers(cfg config.SessionTimers) {
 		return
 	}
 	c.tpol = newTimerPolicy(cfg)
-	for _, l := range []*leg{c.in, c.out} {
-		c.lt[l.side] = newLegTimer(func() { c.refreshLeg(l) }, func() { c.expireLeg(l) })
+	// The callbacks look up the leg on their side when they run: a
+	// transfer may have replaced it (transfer.go).
+	for _, side := range []media.Side{c.in.side, c.out.side} {
+		c.lt[side] = newLegTimer(func() { c.refreshLeg(c.legOn(side)) }, func() { c.expireLeg(c.legOn(side)) })
 	}
+}
+
+// legOn is the call's current leg on side.
+func (c *call) legOn(side media.Side) *leg {
+	in, out := c.legs()
+	if in.side == side {
+		return in
+	}
+	return out
 }
 
 func (c *call) timersOn() bool { return c.lt[0] != nil }

@@ -492,7 +492,10 @@ func (d *dtlsLeg) send(b []byte) (int, error) {
 	if !dst.IsValid() {
 		return 0, errDTLSNoRemote
 	}
-	return d.s.legs[d.side].conns[sockRTP].WriteToUDPAddrPort(b, dst)
+	if err := d.s.legs[d.side].socks[sockRTP].sendLocked(b, dst); err != nil {
+		return 0, err
+	}
+	return len(b), nil
 }
 
 // stop ends the session: the handshake or the read loop returns.

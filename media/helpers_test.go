@@ -28,7 +28,7 @@ func TestMain(m *testing.M) {
 }
 
 // ourGoroutines are the functions the package runs goroutines in.
-var ourGoroutines = []string{"media.(*reader).run", "media.(*Manager).sweeper", "media.(*Manager).fire",
+var ourGoroutines = []string{"media.(*worker).run", "media.(*Manager).sweeper", "media.(*Manager).fire",
 	"media.(*dtlsLeg).run", "media.(*Manager).report"}
 
 // noLeaks waits up to d for the package's goroutines to end.

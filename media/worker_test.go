@@ -9,23 +9,12 @@ import (
 	"time"
 )
 
-// newWorkersManager is newTestManager with a given number of workers.
+// newWorkersManager is newTestManager with a bind address and a number of
+// workers.
 func newWorkersManager(t *testing.T, bind netip.Addr, pairs, workers int) *Manager {
 	t.Helper()
 	pmin, pmax := freeRange(t, pairs)
-	m, err := NewManager(Config{Bind: bind, PortMin: pmin, PortMax: pmax, Workers: workers}, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		if err := m.Close(); err != nil {
-			t.Errorf("Manager.Close: %v", err)
-		}
-		if err := noLeaks(2 * time.Second); err != nil {
-			t.Error(err)
-		}
-	})
-	return m
+	return startTestManager(t, Config{Bind: bind, PortMin: pmin, PortMax: pmax, Workers: workers}, true)
 }
 
 // newPeerNet is newPeerOn for any network ("udp4", "udp6").

@@ -160,3 +160,29 @@ func TestCloseUnderLoad(t *testing.T) {
 	close(stop)
 	wg.Wait()
 }
+
+// TestWorkerBacklog: datagrams queued on a socket before its worker sees it
+// (more than one wake-up's maxBatches×recvBatch) are all relayed, in order.
+func TestWorkerBacklog(t *testing.T) {
+	m := newWorkersManager(t, lo, 2, 1)
+	s, err := m.newStream("backlog", nil, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	pa, pb := newPeer(t), newPeer(t)
+	s.SetRemote(A, pa.addr(), netip.AddrPort{}, false, lo)
+	s.SetRemote(B, pb.addr(), netip.AddrPort{}, false, lo)
+	aRTP, _ := s.Local(A)
+	const n = 3*maxBatches*recvBatch + 5
+	for seq := range uint16(n) {
+		pa.send(aRTP, rtpPacket(0, seq, "queued"))
+	}
+	if err := m.attach(s, s.sockets()...)(); err != nil {
+		t.Fatal(err)
+	}
+	bRTP, _ := s.Local(B)
+	for seq := range uint16(n) {
+		pb.recv(bRTP, rtpPacket(0, seq, "queued"))
+	}
+}

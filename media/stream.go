@@ -251,7 +251,7 @@ type verdict struct {
 
 // route decides what becomes of pkt, received from src on side in's socket
 // sock: where it goes, or why it is dropped. It reads the stream's state
-// and changes nothing, so the reader can still drop the packet (Transform
+// and changes nothing, so the relay can still drop the packet (Transform
 // failure) before anything latches.
 //
 // The checks, in order:

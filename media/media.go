@@ -19,9 +19,9 @@
 // side (or, with latching, from the source the side latched onto): anything
 // else is dropped and counted, which defeats RTP bleed and stream hijack.
 //
-// The per-packet path runs on the worker, which owns its buffers; it takes no
-// lock on RTP, allocates nothing and logs nothing; it only counts. Events (a latch, a stream
-// closing, an inactive stream) are logged.
+// The per-packet path runs on the worker, which owns its buffers; it takes
+// no lock on RTP, allocates nothing and logs nothing; it only counts. Events
+// (a latch, a stream closing, an inactive stream) are logged.
 package media
 
 import (
@@ -61,7 +61,7 @@ type Config struct {
 	// side before its onInactive callback runs. 0 disables the check (and
 	// the sweeper goroutine). Streams on hold are never timed out.
 	InactivityTimeout time.Duration
-	// Workers is how many relay workers (threads, each with an epoll
+	// Workers is how many relay workers (goroutines, each with an epoll
 	// instance) share the streams. Default 0: runtime.GOMAXPROCS(0), one
 	// per CPU the process may use.
 	Workers int
@@ -213,8 +213,7 @@ func sweepInterval(timeout time.Duration) time.Duration {
 
 // Close closes every stream, stops the sweeper and the workers, and waits
 // for onInactive callbacks that are running, so it must not be called from
-// one. When it
-// returns no goroutine of the Manager is left. NewStream fails with ErrClosed
+// one. When it returns no goroutine of the Manager is left. NewStream fails with ErrClosed
 // afterwards. Close is idempotent.
 func (m *Manager) Close() error {
 	m.closeOnce.Do(func() {

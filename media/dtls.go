@@ -28,15 +28,15 @@ import (
 //
 // The handshake runs over the leg's RTP socket, which then also carries
 // SRTP and SRTCP (rtcp-mux is assumed on a DTLS leg: RFC 5764 §4 lets
-// DTLS run per component, ccsbc runs it on the RTP one only). The leg's
-// reader tells the protocols apart by the first byte of each datagram
+// DTLS run per component, ccsbc runs it on the RTP one only). The stream's
+// worker tells the protocols apart by the first byte of each datagram
 // (RFC 7983 §7):
 //
 //	 0 -   3  STUN         dropped and counted (Drops.STUN): no ICE yet
 //	20 -  63  DTLS         to the leg's handshake (SideStats.DTLSIn)
 //	128 - 191 RTP / RTCP   the relay, as before
 //
-// RTP costs the reader one compare. A DTLS record passes the same source
+// RTP costs the worker one compare. A DTLS record passes the same source
 // check as RTP (route) before it reaches the handshake: a stranger cannot
 // talk to it. While the handshake runs, and for good if it fails, the leg's
 // Transforms refuse every packet both ways (fail closed: no plain RTP
@@ -177,7 +177,7 @@ func suiteOfDTLSProfile(p dtls.SRTPProtectionProfile) (SRTPSuite, bool) {
 	return 0, false
 }
 
-// dtlsLeg is the DTLS session of one leg. The leg's RTP reader hands it
+// dtlsLeg is the DTLS session of one leg. The stream's worker hands it
 // datagrams through pc; its run goroutine drives the handshake, installs
 // the keys and then keeps the session answering retransmissions until the
 // stream closes.
@@ -418,7 +418,7 @@ func (d *dtlsLeg) install(conn *dtls.Conn) (SRTPSuite, error) {
 	return suite, nil
 }
 
-// accept takes a DTLS datagram the leg's RTP reader received from src. It
+// accept takes a DTLS datagram the leg's RTP socket received from src. It
 // returns why the datagram is dropped: not from the side's peer, another
 // source was pinned, or the handshake's queue is full or closed.
 func (d *dtlsLeg) accept(pkt []byte, src netip.AddrPort) dropReason {
@@ -492,7 +492,10 @@ func (d *dtlsLeg) send(b []byte) (int, error) {
 	if !dst.IsValid() {
 		return 0, errDTLSNoRemote
 	}
-	return d.s.legs[d.side].conns[sockRTP].WriteToUDPAddrPort(b, dst)
+	if err := d.s.legs[d.side].socks[sockRTP].sendLocked(b, dst); err != nil {
+		return 0, err
+	}
+	return len(b), nil
 }
 
 // stop ends the session: the handshake or the read loop returns.
@@ -508,7 +511,7 @@ func (m *Manager) report(f func(Side, SRTPSuite, error), side Side, suite SRTPSu
 }
 
 // dtlsPacketConn is the net.PacketConn pion's DTLS runs on: it reads the
-// datagrams a leg's reader demultiplexed to it, and writes through a send
+// datagrams the stream's worker demultiplexed to it, and writes through a send
 // function (the leg's RTP socket, toward the peer). Read deadlines are
 // honoured, as pion cancels its reads with them. Close does not close the
 // socket underneath, which the relay owns.
@@ -537,7 +540,7 @@ func newDTLSPacketConn(local netip.AddrPort, write func([]byte) (int, error)) *d
 	}
 }
 
-// deliver queues a copy of pkt without blocking the reader; false if the
+// deliver queues a copy of pkt without blocking the worker; false if the
 // queue is full or the conn closed.
 func (c *dtlsPacketConn) deliver(pkt []byte, src netip.AddrPort) bool {
 	select {

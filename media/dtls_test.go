@@ -463,11 +463,10 @@ func TestDTLSRelayAllocs(t *testing.T) {
 			bRTP, _ := s.Local(B)
 			pb := newDTLSPeer(t, bRTP)
 			s.SetRemote(B, pb.addr(), netip.AddrPort{}, true, lo)
-			// Only B's readers run (the handshake needs them); A's RTP
-			// reader is driven by hand.
-			for _, r := range s.readers[B] {
-				s.wg.Add(1)
-				go r.run()
+			// Only B's sockets are on a worker (the handshake needs
+			// them); A's RTP socket is driven by hand.
+			if err := s.m.attach(s, s.legs[B].socks[:]...)(); err != nil {
+				t.Fatal(err)
 			}
 			cert := newCert(t)
 			res := make(chan error, 1)

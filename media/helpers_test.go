@@ -28,7 +28,7 @@ func TestMain(m *testing.M) {
 }
 
 // ourGoroutines are the functions the package runs goroutines in.
-var ourGoroutines = []string{"media.(*reader).run", "media.(*Manager).sweeper", "media.(*Manager).fire",
+var ourGoroutines = []string{"media.(*worker).run", "media.(*Manager).sweeper", "media.(*Manager).fire",
 	"media.(*dtlsLeg).run", "media.(*Manager).report"}
 
 // noLeaks waits up to d for the package's goroutines to end.
@@ -90,7 +90,14 @@ func freeRange(t testing.TB, pairs int) (lo, hi int) {
 func newTestManager(t testing.TB, pairs int, latching bool, timeout time.Duration, sweeper bool) *Manager {
 	t.Helper()
 	pmin, pmax := freeRange(t, pairs)
-	m, err := newManager(Config{Bind: lo, PortMin: pmin, PortMax: pmax, Latching: latching, InactivityTimeout: timeout}, nil, sweeper)
+	return startTestManager(t, Config{Bind: lo, PortMin: pmin, PortMax: pmax, Latching: latching, InactivityTimeout: timeout}, sweeper)
+}
+
+// startTestManager starts a Manager with cfg, closed and checked for
+// leftover goroutines when the test ends.
+func startTestManager(t testing.TB, cfg Config, sweeper bool) *Manager {
+	t.Helper()
+	m, err := newManager(cfg, nil, sweeper)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,10 +1,11 @@
 // Package media relays RTP and RTCP between the two legs of a call through ports ccsbc owns.
 //
-// A Manager owns the media port range and the inactivity sweeper. A Stream is
-// one media stream (one m= line) of one call: two RTP/RTCP port pairs, side A
-// facing the inbound peer and side B the outbound peer, and four reader
-// goroutines, one per socket, that relay what arrives on one side out of the
-// other side's matching socket:
+// A Manager owns the media port range, the relay workers and the inactivity
+// sweeper. A Stream is one media stream (one m= line) of one call: two
+// RTP/RTCP port pairs, side A facing the inbound peer and side B the outbound
+// peer. One of the Manager's workers (one per CPU, each with an epoll
+// instance; worker.go) relays what arrives on a socket of one side out of
+// the other side's matching socket:
 //
 //	inbound peer            ccsbc                         outbound peer
 //	  RTP  ──────► A.rtp  ─┐          ┌─  B.rtp  ──────►  RTP
@@ -18,9 +19,9 @@
 // side (or, with latching, from the source the side latched onto): anything
 // else is dropped and counted, which defeats RTP bleed and stream hijack.
 //
-// The per-packet path owns its buffers, takes no lock on RTP, allocates
-// nothing and logs nothing; it only counts. Events (a latch, a stream
-// closing, an inactive stream) are logged.
+// The per-packet path runs on the worker, which owns its buffers; it takes
+// no lock on RTP, allocates nothing and logs nothing; it only counts. Events
+// (a latch, a stream closing, an inactive stream) are logged.
 package media
 
 import (
@@ -28,6 +29,7 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
+	"runtime"
 	"sync"
 	"syscall"
 	"time"
@@ -59,6 +61,10 @@ type Config struct {
 	// side before its onInactive callback runs. 0 disables the check (and
 	// the sweeper goroutine). Streams on hold are never timed out.
 	InactivityTimeout time.Duration
+	// Workers is how many relay workers (goroutines, each with an epoll
+	// instance) share the streams. Default 0: runtime.GOMAXPROCS(0), one
+	// per CPU the process may use.
+	Workers int
 }
 
 // sweepMaxInterval and sweepMinInterval bound how often the sweeper looks at
@@ -88,13 +94,18 @@ type Manager struct {
 	sweeperDone chan struct{}  // closed by the sweeper when it exits; nil without one
 	callbacks   sync.WaitGroup // onInactive goroutines
 
+	workers  []*worker      // immutable after NewManager
+	workerWG sync.WaitGroup // worker goroutines
+	zoneID   uint32         // scope of a link-local Bind
+
 	// sweepBuf is reused by sweep; only the sweeper goroutine touches it.
 	sweepBuf []*Stream
 }
 
 // NewManager checks cfg and returns a Manager that allocates streams from its
-// port range. A nil log discards logs. With an InactivityTimeout it starts
-// one sweeper goroutine; Close stops it.
+// port range. A nil log discards logs. It starts Config.Workers relay
+// workers, and with an InactivityTimeout one sweeper goroutine; Close stops
+// them.
 func NewManager(cfg Config, log *zap.Logger) (*Manager, error) {
 	return newManager(cfg, log, true)
 }
@@ -111,6 +122,12 @@ func newManager(cfg Config, log *zap.Logger, sweeper bool) (*Manager, error) {
 	}
 	if cfg.InactivityTimeout < 0 {
 		return nil, fmt.Errorf("%w: InactivityTimeout %v is negative", ErrInvalidConfig, cfg.InactivityTimeout)
+	}
+	if cfg.Workers < 0 {
+		return nil, fmt.Errorf("%w: Workers %d is negative", ErrInvalidConfig, cfg.Workers)
+	}
+	if cfg.Workers == 0 {
+		cfg.Workers = runtime.GOMAXPROCS(0)
 	}
 	ports, err := newPortPool(cfg.PortMin, cfg.PortMax)
 	if err != nil {
@@ -132,11 +149,51 @@ func newManager(cfg Config, log *zap.Logger, sweeper bool) (*Manager, error) {
 		streams: make(map[*Stream]struct{}),
 		stop:    make(chan struct{}),
 	}
+	if z := cfg.Bind.Zone(); z != "" {
+		ifi, err := net.InterfaceByName(z)
+		if err != nil {
+			return nil, fmt.Errorf("%w: Bind %v: %v", ErrInvalidConfig, cfg.Bind, err)
+		}
+		m.zoneID = uint32(ifi.Index)
+	}
+	for range cfg.Workers {
+		w, err := newWorker(m)
+		if err != nil {
+			m.stopWorkers()
+			return nil, err
+		}
+		m.workers = append(m.workers, w)
+		m.workerWG.Add(1)
+		go w.run()
+	}
 	if sweeper && cfg.InactivityTimeout > 0 {
 		m.sweeperDone = make(chan struct{})
 		go m.sweeper(sweepInterval(cfg.InactivityTimeout))
 	}
 	return m, nil
+}
+
+// stopWorkers stops the workers started and releases their descriptors.
+// No stream may be attached to them any more.
+func (m *Manager) stopWorkers() {
+	for _, w := range m.workers {
+		_ = w.do(&workerOp{kind: opStop})
+	}
+	m.workerWG.Wait()
+	for _, w := range m.workers {
+		w.closeFDs()
+	}
+}
+
+// pickWorker returns the worker with the fewest streams.
+func (m *Manager) pickWorker() *worker {
+	best := m.workers[0]
+	for _, w := range m.workers[1:] {
+		if w.streams.Load() < best.streams.Load() {
+			best = w
+		}
+	}
+	return best
 }
 
 func udpNetwork(bind netip.Addr) string {
@@ -154,9 +211,9 @@ func sweepInterval(timeout time.Duration) time.Duration {
 	return min(max(timeout/4, sweepMinInterval), sweepMaxInterval)
 }
 
-// Close closes every stream, stops the sweeper and waits for onInactive
-// callbacks that are running, so it must not be called from one. When it
-// returns no goroutine of the Manager is left. NewStream fails with ErrClosed
+// Close closes every stream, stops the sweeper and the workers, and waits
+// for onInactive callbacks that are running, so it must not be called from
+// one. When it returns no goroutine of the Manager is left. NewStream fails with ErrClosed
 // afterwards. Close is idempotent.
 func (m *Manager) Close() error {
 	m.closeOnce.Do(func() {
@@ -178,6 +235,7 @@ func (m *Manager) Close() error {
 			errs = append(errs, s.Close())
 		}
 		m.callbacks.Wait()
+		m.stopWorkers()
 		m.closeErr = errors.Join(errs...)
 	})
 	return m.closeErr
@@ -198,7 +256,8 @@ func (m *Manager) NewStream(callID string, onInactive func()) (*Stream, error) {
 }
 
 // newStream is NewStream; tests pass start=false to drive the relay step by
-// hand on a stream whose sockets nobody else reads.
+// hand on a stream whose sockets nobody else reads (attach gives some of
+// them to a worker).
 func (m *Manager) newStream(callID string, onInactive func(), start bool) (*Stream, error) {
 	m.mu.Lock()
 	closed := m.closed
@@ -215,23 +274,14 @@ func (m *Manager) newStream(callID string, onInactive func(), start bool) (*Stre
 		done:       make(chan struct{}),
 	}
 	for side := range s.legs {
-		if err := m.bindLeg(&s.legs[side]); err != nil {
+		if err := m.bindLeg(s, Side(side)); err != nil {
 			s.releaseLegs()
 			return nil, err
 		}
 	}
-	for side := range s.legs {
-		for sock := range s.legs[side].conns {
-			s.readers[side][sock] = &reader{
-				s:    s,
-				side: Side(side),
-				sock: sockKind(sock),
-				conn: s.legs[side].conns[sock],
-				buf:  make([]byte, bufSize),
-			}
-		}
-	}
-	// Only a complete stream goes into the set the sweeper reads.
+	// Only a complete stream goes into the set the sweeper reads. It is
+	// given to its worker under mu, so that a Manager.Close that finds it
+	// there detaches it after it was attached.
 	m.mu.Lock()
 	if m.closed {
 		m.mu.Unlock()
@@ -239,13 +289,15 @@ func (m *Manager) newStream(callID string, onInactive func(), start bool) (*Stre
 		return nil, ErrClosed
 	}
 	m.streams[s] = struct{}{}
-	m.mu.Unlock()
+	var attached func() error
 	if start {
-		for side := range s.readers {
-			for _, r := range s.readers[side] {
-				s.wg.Add(1)
-				go r.run()
-			}
+		attached = m.attach(s, s.sockets()...)
+	}
+	m.mu.Unlock()
+	if attached != nil {
+		if err := attached(); err != nil {
+			s.Close()
+			return nil, err
 		}
 	}
 	if ce := s.log.Check(zap.DebugLevel, "media stream opened"); ce != nil {
@@ -254,27 +306,50 @@ func (m *Manager) newStream(callID string, onInactive func(), start bool) (*Stre
 	return s, nil
 }
 
-// bindLeg binds an RTP/RTCP socket pair for one leg, trying pairs of the
-// range in next-fit order until one binds.
-func (m *Manager) bindLeg(l *leg) error {
+// attach gives socks, sockets of s, to the worker of s (choosing one if s
+// has none yet) and returns a function that waits until the worker has
+// them. The caller holds m.mu, or owns s alone.
+func (m *Manager) attach(s *Stream, socks ...*socket) (wait func() error) {
+	if s.w == nil {
+		s.w = m.pickWorker()
+		s.w.streams.Add(1)
+	}
+	op := &workerOp{kind: opAttach, socks: socks}
+	w := s.w
+	if !w.enqueue(op) {
+		return func() error { return ErrClosed }
+	}
+	if err := w.signal(); err != nil {
+		return func() error { return err }
+	}
+	return func() error {
+		<-op.done
+		return op.err
+	}
+}
+
+// bindLeg binds side's RTP/RTCP socket pair, trying pairs of the range in
+// next-fit order until one binds.
+func (m *Manager) bindLeg(s *Stream, side Side) error {
+	l := &s.legs[side]
 	for range m.ports.size() {
 		port, ok := m.ports.take()
 		if !ok {
 			break
 		}
-		rtp, err := m.listen(port)
+		rtp, err := m.listen(s, side, sockRTP, port)
 		if err == nil {
-			var rtcp *net.UDPConn
-			if rtcp, err = m.listen(port + 1); err == nil {
+			var rtcp *socket
+			if rtcp, err = m.listen(s, side, sockRTCP, port+1); err == nil {
 				l.port = port
-				l.conns = [2]*net.UDPConn{rtp, rtcp}
+				l.socks = [2]*socket{rtp, rtcp}
 				l.local = [2]netip.AddrPort{
 					netip.AddrPortFrom(m.cfg.Bind, uint16(port)),
 					netip.AddrPortFrom(m.cfg.Bind, uint16(port+1)),
 				}
 				return nil
 			}
-			rtp.Close()
+			rtp.close()
 		}
 		m.ports.put(port)
 		if !errors.Is(err, syscall.EADDRINUSE) {
@@ -288,8 +363,12 @@ func (m *Manager) bindLeg(l *leg) error {
 	return ErrNoPorts
 }
 
-func (m *Manager) listen(port int) (*net.UDPConn, error) {
-	return net.ListenUDP(m.network, net.UDPAddrFromAddrPort(netip.AddrPortFrom(m.cfg.Bind, uint16(port))))
+func (m *Manager) listen(s *Stream, side Side, kind sockKind, port int) (*socket, error) {
+	fd, v6, err := openSocket(netip.AddrPortFrom(m.cfg.Bind, uint16(port)), m.zoneID)
+	if err != nil {
+		return nil, err
+	}
+	return &socket{s: s, side: side, kind: kind, fd: fd, v6: v6, slot: -1}, nil
 }
 
 func (m *Manager) remove(s *Stream) {

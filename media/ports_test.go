@@ -18,6 +18,8 @@ func TestNewManagerConfig(t *testing.T) {
 		{"no bind", Config{PortMin: 40000, PortMax: 40999}, "Bind"},
 		{"bind not on this host", Config{Bind: netip.MustParseAddr("192.0.2.1"), PortMin: 40000, PortMax: 40999}, "Bind 192.0.2.1"},
 		{"negative timeout", Config{Bind: lo, PortMin: 40000, PortMax: 40999, InactivityTimeout: -time.Second}, "InactivityTimeout"},
+		{"negative workers", Config{Bind: lo, PortMin: 40000, PortMax: 40999, Workers: -1}, "Workers"},
+		{"unknown zone", Config{Bind: netip.MustParseAddr("fe80::1%nosuchif0"), PortMin: 40000, PortMax: 40999}, "Bind"},
 		{"inverted range", Config{Bind: lo, PortMin: 40999, PortMax: 40000}, "40999-40000"},
 		{"port 0", Config{Bind: lo, PortMin: 0, PortMax: 100}, "0-100"},
 		{"beyond 65535", Config{Bind: lo, PortMin: 65000, PortMax: 70000}, "65000-70000"},

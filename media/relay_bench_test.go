@@ -6,11 +6,13 @@ import (
 	"time"
 )
 
-// relayRig is a stream whose readers are not started, so the test can drive
-// one reader's relay step by hand; what it sends goes to real sockets.
+// relayRig is a stream attached to no worker, so the test can drive one
+// socket's relay step by hand, as a worker would; what it sends goes to real
+// sockets.
 type relayRig struct {
 	s      *Stream
-	r      *reader // side A's RTP reader
+	k      *socket // side A's RTP socket
+	buf    []byte  // bufSize bytes, as a worker's buffer
 	src    netip.AddrPort
 	pkt    []byte
 	pb     *peer
@@ -24,7 +26,7 @@ func newRelayRig(tb testing.TB, latching, muxA bool, pkt []byte) *relayRig {
 	if err != nil {
 		tb.Fatal(err)
 	}
-	g := &relayRig{s: s, r: s.readers[A][sockRTP], pkt: pkt, pb: newPeer(tb), pbRTCP: newPeer(tb)}
+	g := &relayRig{s: s, k: s.legs[A].socks[sockRTP], buf: make([]byte, bufSize), pkt: pkt, pb: newPeer(tb), pbRTCP: newPeer(tb)}
 	// A's peer never really sends: the rig hands its packets to the relay
 	// step as if they came from src.
 	g.src = netip.AddrPortFrom(lo, 30000)
@@ -33,19 +35,18 @@ func newRelayRig(tb testing.TB, latching, muxA bool, pkt []byte) *relayRig {
 	return g
 }
 
-// step runs the relay step on a fresh copy of the packet, as the reader
-// does after ReadFromUDPAddrPort.
+// step runs the relay step on a fresh copy of the packet, as the worker
+// does after recvmmsg.
 func (g *relayRig) step() {
-	n := copy(g.r.buf, g.pkt)
-	g.r.relay(n, g.src)
+	n := copy(g.buf, g.pkt)
+	g.k.relay(g.buf, n, g.src)
 }
 
 // voice is a 20 ms G.711 packet: 12-byte header, 160 bytes of payload.
 var voice = rtpPacket(0, 1, string(make([]byte, 160)))
 
 // TestRelayStepAllocs guards the per-packet path: receiving a packet,
-// deciding, transforming and writing it with WriteToUDPAddrPort allocates
-// nothing, whatever path it takes.
+// deciding, transforming and writing it with sendto allocates nothing, whatever path it takes.
 func TestRelayStepAllocs(t *testing.T) {
 	for _, c := range []struct {
 		name     string
@@ -92,7 +93,7 @@ func TestRelayStepAllocs(t *testing.T) {
 }
 
 // BenchmarkRelayRTP measures the relay step for a voice packet, including
-// the sendto of WriteToUDPAddrPort; a goroutine drains the receiving peer.
+// the sendto; a goroutine drains the receiving peer.
 func BenchmarkRelayRTP(b *testing.B) {
 	g := newRelayRig(b, false, false, voice)
 	stop := drain(g.pb)
@@ -151,7 +152,7 @@ func drain(p *peer) (stop func()) {
 }
 
 // BenchmarkRelayLoopback sends voice packets from a peer through the relay,
-// reader goroutine and all, to the other peer, and reports ns/packet:
+// worker and all, to the other peer, and reports ns/packet:
 // "pingpong" has one packet in flight (latency), "burst" 32 (throughput).
 // The figure includes the test peers' own sendto and recvfrom.
 func BenchmarkRelayLoopback(b *testing.B) {

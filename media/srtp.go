@@ -256,8 +256,9 @@ func NewSRTPTransform(remote, local SRTPKeys, opts SRTPOptions) (rtp, rtcp Trans
 	}
 
 	// Four contexts: pion's Context keeps RTP and RTCP state apart, but it
-	// is documented as unsafe for concurrent use, and SRTP (reader
-	// goroutines) and SRTCP (under the Stream's RTCP mutex) run at once.
+	// is documented as unsafe for concurrent use, and the Transform
+	// contract lets SRTP (each direction) and SRTCP (under the Stream's
+	// RTCP mutex) run at once.
 	var ctx [4]*srtp.Context
 	for i, k := range [4]SRTPKeys{remote, local, remote, local} {
 		if ctx[i], err = newSRTPContext(k, window); err != nil {
@@ -336,7 +337,7 @@ func unprotectError(err error) error {
 }
 
 // srtpTransform is one leg's SRTP Transform. in is used by Unprotect only
-// (the leg's RTP reader), out by Protect only (the other leg's RTP reader):
+// (packets from the leg's peer), out by Protect only (packets to it):
 // each direction owns its Context and its reused rtp.Header, padded apart
 // so the two goroutines do not share a cache line.
 type srtpTransform struct {

@@ -74,7 +74,7 @@ func (v *voiceSource) pop(b *testing.B) []byte {
 	return v.batch[v.next-1]
 }
 
-// pathRig drives side A's RTP reader of a relayRig with a voiceSource.
+// pathRig drives side A's RTP socket of a relayRig with a voiceSource.
 type pathRig struct {
 	g   *relayRig
 	src *voiceSource
@@ -97,11 +97,11 @@ func newPathRig(tb testing.TB, suite SRTPSuite, in, out bool, batch int) *pathRi
 	return p
 }
 
-// step is one relay step, as the reader runs it after ReadFromUDPAddrPort.
+// step is one relay step, as the worker runs it after recvmmsg.
 func (p *pathRig) step() {
-	n := copy(p.g.r.buf, p.src.batch[p.src.next])
+	n := copy(p.g.buf, p.src.batch[p.src.next])
 	p.src.next++
-	p.g.r.relay(n, p.g.src)
+	p.g.k.relay(p.g.buf, n, p.g.src)
 }
 
 func (p *pathRig) check(tb testing.TB, min uint64) {

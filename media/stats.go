@@ -23,14 +23,16 @@ const (
 	numDropReasons
 )
 
-// counters are one reader's: only its goroutine writes them, so nothing
-// contends; Stats and the sweeper read them. "In" counts what arrived on the
-// reader's socket, "out" what the reader sent toward the other side's peer.
+// counters are one socket's: only the stream's worker writes them, so
+// nothing contends; Stats and the sweeper read them. "In" counts what
+// arrived on the socket, "out" what was relayed from it toward the other
+// side's peer.
 //
-// They are not padded: a reader is 184 bytes (a 192-byte size class), so
-// the hot counters of two readers allocated side by side are 144 bytes
-// apart and never share a cache line. (Measured: forcing them onto one line costs 30-45 ns per packet, 1%
-// of the sendto it accompanies; as laid out, nothing.)
+// They are not padded: the four sockets of a stream are written by one
+// worker, and sockets of streams on different workers are allocated apart
+// often enough. (Measured with goroutine readers: forcing two writers'
+// counters onto one line cost 30-45 ns per packet, 1% of the sendto it
+// accompanies.)
 type counters struct {
 	packetsIn, bytesIn, rtcpIn    atomic.Uint64
 	packetsOut, bytesOut, rtcpOut atomic.Uint64
@@ -107,11 +109,11 @@ func (d Drops) Total() uint64 {
 func (s *Stream) Stats() StreamStats {
 	var st StreamStats
 	for side, ss := range []*SideStats{&st.A, &st.B} {
-		for _, r := range s.readers[side] {
-			if r == nil {
+		for _, k := range s.legs[side].socks {
+			if k == nil {
 				continue
 			}
-			c := &r.ctr
+			c := &k.ctr
 			ss.PacketsIn += c.packetsIn.Load()
 			ss.BytesIn += c.bytesIn.Load()
 			ss.RTCPIn += c.rtcpIn.Load()
@@ -126,11 +128,11 @@ func (s *Stream) Stats() StreamStats {
 			ss.Drops.STUN += c.drops[dropSTUN].Load()
 			ss.Drops.DTLS += c.drops[dropDTLS].Load()
 		}
-		for _, r := range s.readers[Side(side).other()] {
-			if r == nil {
+		for _, k := range s.legs[Side(side).other()].socks {
+			if k == nil {
 				continue
 			}
-			c := &r.ctr
+			c := &k.ctr
 			ss.PacketsOut += c.packetsOut.Load()
 			ss.BytesOut += c.bytesOut.Load()
 			ss.RTCPOut += c.rtcpOut.Load()
@@ -145,12 +147,12 @@ func (s *Stream) Stats() StreamStats {
 // only grows, so any change means new media.
 func (s *Stream) alive() uint64 {
 	var n uint64
-	for side := range s.readers {
-		for _, r := range s.readers[side] {
-			if r == nil {
+	for side := range s.legs {
+		for _, k := range s.legs[side].socks {
+			if k == nil {
 				continue
 			}
-			c := &r.ctr
+			c := &k.ctr
 			n += c.packetsOut.Load() + c.drops[dropNoDestination].Load() + c.drops[dropSendError].Load()
 		}
 	}

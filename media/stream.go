@@ -2,7 +2,6 @@ package media
 
 import (
 	"errors"
-	"net"
 	"net/netip"
 	"strconv"
 	"sync"
@@ -64,9 +63,9 @@ type Stream struct {
 	latching   bool
 	onInactive func()
 
-	legs    [2]leg
-	readers [2][2]*reader // [side][sockKind]; set before the readers start
-	hold    atomic.Bool
+	legs [2]leg
+	w    *worker // relays for the stream; nil until attached (set under m.mu)
+	hold atomic.Bool
 
 	setMu  sync.Mutex // serializes SetRemote (its latch carry-over reads, then writes)
 	rtcpMu sync.Mutex // serializes RTCP Transform calls (see SetTransform)
@@ -75,7 +74,6 @@ type Stream struct {
 
 	closing atomic.Bool
 	done    chan struct{} // closed once Close has released everything
-	wg      sync.WaitGroup
 
 	// Touched by Manager.sweep only (the sweeper goroutine).
 	lastAlive  uint64
@@ -85,7 +83,7 @@ type Stream struct {
 
 // leg is one side of a stream.
 type leg struct {
-	conns [2]*net.UDPConn // [sockKind]; immutable after NewStream
+	socks [2]*socket // [sockKind]; immutable after NewStream
 	local [2]netip.AddrPort
 	port  int // RTP port, to release
 
@@ -181,9 +179,9 @@ func usable(ap netip.AddrPort) bool {
 // starts afresh when the hold ends.
 func (s *Stream) SetHold(inactive bool) { s.hold.Store(inactive) }
 
-// Close stops the readers and releases the stream's ports, which are
-// reusable when it returns. It is idempotent; a call that races with another
-// returns once the first has finished.
+// Close stops relaying and releases the stream's ports, which are reusable
+// when it returns. It is idempotent; a call that races with another returns
+// once the first has finished.
 func (s *Stream) Close() error {
 	if !s.closing.CompareAndSwap(false, true) {
 		<-s.done
@@ -196,15 +194,19 @@ func (s *Stream) Close() error {
 		}
 	}
 	s.dtlsMu.Unlock()
+	// Once the worker has let go of the sockets, nothing but a DTLS send
+	// (which takes the socket's lock) can touch a descriptor: closing it
+	// cannot hand its number to a new socket under the worker's feet.
+	if s.w != nil {
+		_ = s.w.do(&workerOp{kind: opDetach, s: s})
+		s.w.streams.Add(-1)
+	}
 	var errs []error
-	for i := range s.legs {
-		for _, c := range s.legs[i].conns {
-			if err := c.Close(); err != nil {
-				errs = append(errs, err)
-			}
+	for _, k := range s.sockets() {
+		if err := k.close(); err != nil {
+			errs = append(errs, err)
 		}
 	}
-	s.wg.Wait()
 	s.dtlsWG.Wait()
 	s.m.remove(s)
 	for i := range s.legs {
@@ -217,16 +219,21 @@ func (s *Stream) Close() error {
 	return errors.Join(errs...)
 }
 
+// sockets returns the stream's four sockets, side A's first.
+func (s *Stream) sockets() []*socket {
+	return []*socket{s.legs[A].socks[sockRTP], s.legs[A].socks[sockRTCP], s.legs[B].socks[sockRTP], s.legs[B].socks[sockRTCP]}
+}
+
 // releaseLegs closes the sockets and returns the ports of a stream that
 // never started.
 func (s *Stream) releaseLegs() {
 	for i := range s.legs {
 		l := &s.legs[i]
-		if l.conns[sockRTP] == nil {
+		if l.socks[sockRTP] == nil {
 			continue
 		}
-		l.conns[sockRTP].Close()
-		l.conns[sockRTCP].Close()
+		l.socks[sockRTP].close()
+		l.socks[sockRTCP].close()
 		s.m.ports.put(l.port)
 	}
 }
@@ -244,7 +251,7 @@ type verdict struct {
 
 // route decides what becomes of pkt, received from src on side in's socket
 // sock: where it goes, or why it is dropped. It reads the stream's state
-// and changes nothing, so the reader can still drop the packet (Transform
+// and changes nothing, so the relay can still drop the packet (Transform
 // failure) before anything latches.
 //
 // The checks, in order:
@@ -326,8 +333,8 @@ func isRTCP(b1 byte) bool {
 }
 
 // commitLatch latches the side onto src. It reports false if the slot
-// latched onto another source meanwhile, which only a reader's own earlier
-// packet could do.
+// latched onto another source meanwhile, which only an earlier packet of
+// the same socket could do.
 func (s *Stream) commitLatch(side Side, sock sockKind, slot *atomic.Pointer[netip.AddrPort], src netip.AddrPort) bool {
 	p := new(netip.AddrPort)
 	*p = src
@@ -340,65 +347,38 @@ func (s *Stream) commitLatch(side Side, sock sockKind, slot *atomic.Pointer[neti
 	return true
 }
 
-// reader is the goroutine that owns one socket and its buffer.
-type reader struct {
-	s    *Stream
-	side Side
-	sock sockKind
-	conn *net.UDPConn
-	buf  []byte // bufSize bytes, reused for every packet
-	ctr  counters
-}
-
-func (r *reader) run() {
-	defer r.s.wg.Done()
-	for {
-		// Reading one byte more than maxPacket tells an oversized datagram
-		// from one that fits exactly.
-		n, src, err := r.conn.ReadFromUDPAddrPort(r.buf[:maxPacket+1])
-		if err != nil {
-			if errors.Is(err, net.ErrClosed) || r.s.closing.Load() {
-				return
-			}
-			// An unconnected UDP socket reports no ICMP errors (no
-			// IP_RECVERR), so this is transient: keep reading.
-			continue
-		}
-		r.relay(n, src)
-	}
-}
-
-// relay handles the packet r.buf[:n] received from src: the per-packet
-// path. It must not allocate.
-func (r *reader) relay(n int, src netip.AddrPort) {
-	c := &r.ctr
+// relay handles the packet buf[:n] that k received from src: the
+// per-packet path, run by the stream's worker on one of its buffers
+// (len(buf) >= n+MaxOverhead, for an egress Transform). n > maxPacket means
+// the datagram did not fit. It must not allocate.
+func (k *socket) relay(buf []byte, n int, src netip.AddrPort) {
+	c := &k.ctr
 	c.packetsIn.Add(1)
 	c.bytesIn.Add(uint64(n))
 	if n > maxPacket {
 		c.drops[dropMalformed].Add(1)
 		return
 	}
-	s := r.s
-	src = unmap(src)
+	s := k.s
 	// RTP and RTCP start with 128-191 (RFC 7983 §7): one compare keeps
 	// them off the demultiplexer.
-	if n > 0 && r.buf[0] < 64 {
-		r.demux(n, src)
+	if n > 0 && buf[0] < 64 {
+		k.demux(buf[:n], src)
 		return
 	}
-	v := s.route(r.side, r.sock, src, r.buf[:n])
+	v := s.route(k.side, k.kind, src, buf[:n])
 	if v.drop != dropNone && v.drop != dropNoDestination {
 		c.drops[v.drop].Add(1)
 		return
 	}
-	if t := s.legs[r.side].xform.Load().pick(v.rtcp); t != nil {
+	if t := s.legs[k.side].xform.Load().pick(v.rtcp); t != nil {
 		var err error
-		if n, err = s.unprotect(t, v.rtcp, r.buf, n); err != nil {
+		if n, err = s.unprotect(t, v.rtcp, buf, n); err != nil {
 			c.drops[transformDrop(err)].Add(1)
 			return
 		}
 	}
-	if v.latch != nil && !s.commitLatch(r.side, r.sock, v.latch, src) {
+	if v.latch != nil && !s.commitLatch(k.side, k.kind, v.latch, src) {
 		c.drops[dropWrongSource].Add(1)
 		return
 	}
@@ -409,15 +389,15 @@ func (r *reader) relay(n int, src netip.AddrPort) {
 		c.drops[dropNoDestination].Add(1)
 		return
 	}
-	out := &s.legs[r.side.other()]
+	out := &s.legs[k.side.other()]
 	if t := out.xform.Load().pick(v.rtcp); t != nil {
 		var err error
-		if n, err = s.protect(t, v.rtcp, r.buf, n); err != nil {
+		if n, err = s.protect(t, v.rtcp, buf, n); err != nil {
 			c.drops[transformDrop(err)].Add(1)
 			return
 		}
 	}
-	if _, err := out.conns[v.out].WriteToUDPAddrPort(r.buf[:n], v.dst); err != nil {
+	if err := out.socks[v.out].send(buf[:n], v.dst); err != nil {
 		c.drops[dropSendError].Add(1)
 		return
 	}
@@ -434,14 +414,13 @@ func (r *reader) relay(n int, src netip.AddrPort) {
 // passes the same source check as RTP (rtpSource); anything else (ZRTP, DTLS
 // on a leg without DTLS or on an RTCP socket) is dropped. Not the RTP path:
 // a DTLS datagram is copied once for the handshake.
-func (r *reader) demux(n int, src netip.AddrPort) {
-	c := &r.ctr
-	pkt := r.buf[:n]
+func (k *socket) demux(pkt []byte, src netip.AddrPort) {
+	c := &k.ctr
 	switch b := pkt[0]; {
 	case b <= 3:
 		c.drops[dropSTUN].Add(1)
-	case b >= 20 && r.sock == sockRTP:
-		d := r.s.legs[r.side].dtls.Load()
+	case b >= 20 && k.kind == sockRTP:
+		d := k.s.legs[k.side].dtls.Load()
 		if d == nil {
 			c.drops[dropDTLS].Add(1)
 			return

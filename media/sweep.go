@@ -7,7 +7,7 @@ import (
 )
 
 // Media inactivity: the sweeper looks at every stream's accepted-packet
-// count each tick instead of the readers stamping a time per packet, so
+// count each tick instead of the workers stamping a time per packet, so
 // the per-packet path reads no clock.
 
 func (m *Manager) sweeper(interval time.Duration) {

@@ -54,10 +54,12 @@ func (t *transforms) pick(rtcp bool) Transform {
 // brings new keys: packets already being relayed finish with the previous
 // Transforms.
 //
-// The RTP Transform is called only by the leg's RTP reader (Unprotect) and
-// the other leg's RTP reader (Protect). RTCP can reach a Transform from two
-// readers of a leg around an rtcp-mux change, so the Stream serializes every
-// RTCP Transform call; RTCP is a few packets a second.
+// The stream's worker makes every Transform call of the relay, so calls do
+// not overlap today; the contract above (Unprotect and Protect may run at
+// once) is kept so that the two directions could be relayed apart. RTCP can
+// reach a Transform from two sockets of a leg around an rtcp-mux change, so
+// the Stream serializes every RTCP Transform call; RTCP is a few packets a
+// second.
 func (s *Stream) SetTransform(side Side, rtp, rtcp Transform) {
 	if rtp == nil && rtcp == nil {
 		s.legs[side].xform.Store(nil)
@@ -70,8 +72,8 @@ func (s *Stream) SetTransform(side Side, rtp, rtcp Transform) {
 // buffer.
 var errTransformLength = errors.New("media: transform returned a length out of range")
 
-// unprotect and protect run t on the reader's buffer; a length out of range
-// counts as a failure rather than panicking the reader.
+// unprotect and protect run t on the worker's buffer; a length out of range
+// counts as a failure rather than panicking the worker.
 func (s *Stream) unprotect(t Transform, rtcp bool, buf []byte, n int) (int, error) {
 	if rtcp {
 		s.rtcpMu.Lock()

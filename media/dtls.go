@@ -132,20 +132,20 @@ func colonHex(b []byte) string {
 	return sb.String()
 }
 
-// parseFingerprint reads a SHA-256 a=fingerprint value, with or without its
+// ParseFingerprint reads a SHA-256 a=fingerprint value, with or without its
 // hash name.
-func parseFingerprint(s string) ([sha256.Size]byte, error) {
+func ParseFingerprint(s string) ([sha256.Size]byte, error) {
 	var fp [sha256.Size]byte
 	s = strings.TrimSpace(s)
 	if name, value, ok := strings.Cut(s, " "); ok {
 		if !strings.EqualFold(name, "sha-256") {
-			return fp, fmt.Errorf("%w: RemoteFingerprint hash %q: only sha-256 is supported", ErrDTLSConfig, name)
+			return fp, fmt.Errorf("hash %q: only sha-256 is supported", name)
 		}
 		s = strings.TrimSpace(value)
 	}
 	b, err := hex.DecodeString(strings.ReplaceAll(s, ":", ""))
 	if err != nil || len(b) != sha256.Size || len(s) != 3*sha256.Size-1 {
-		return fp, fmt.Errorf("%w: RemoteFingerprint %q: want 32 colon-separated hex bytes", ErrDTLSConfig, s)
+		return fp, fmt.Errorf("%q: want 32 colon-separated hex bytes", s)
 	}
 	copy(fp[:], b)
 	return fp, nil
@@ -233,9 +233,9 @@ func (s *Stream) StartDTLS(side Side, cfg DTLSConfig) error {
 	if len(cfg.Certificate.Certificate) == 0 || cfg.Certificate.PrivateKey == nil {
 		return fmt.Errorf("%w: Certificate has no certificate or no key", ErrDTLSConfig)
 	}
-	fp, err := parseFingerprint(cfg.RemoteFingerprint)
+	fp, err := ParseFingerprint(cfg.RemoteFingerprint)
 	if err != nil {
-		return err
+		return fmt.Errorf("%w: RemoteFingerprint %w", ErrDTLSConfig, err)
 	}
 	if len(cfg.Profiles) == 0 {
 		cfg.Profiles = defaultDTLSProfiles

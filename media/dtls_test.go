@@ -514,9 +514,9 @@ func TestFingerprint(t *testing.T) {
 	}
 	sum := sha256.Sum256(cert.Certificate[0])
 	for _, s := range []string{fp, strings.ToLower(fp), strings.TrimPrefix(fp, "sha-256 "), "SHA-256  " + fp[8:]} {
-		got, err := parseFingerprint(s)
+		got, err := ParseFingerprint(s)
 		if err != nil || got != sum {
-			t.Errorf("parseFingerprint(%q) = %x, %v", s, got, err)
+			t.Errorf("ParseFingerprint(%q) = %x, %v", s, got, err)
 		}
 	}
 	if Fingerprint(tls.Certificate{}) != "" {

@@ -62,12 +62,11 @@ type call struct {
 	answered  time.Time
 	ackWait   map[*leg]chan *sip.Request // 2xx to INVITE sent on that leg, waiting for ACK
 	held      []bool                     // per m= line: on hold by the last offer/answer
-	// 100rel (prack.go): the caller's stance, ccsbc's last reliable 18x
-	// toward it and its RSeq, and the callee's last RSeq acknowledged.
-	inRequire100rel, inSupports100rel bool
-	rel                               *reliable18x
-	prackLost                         chan error // a reliable 18x went unacknowledged for 64*T1
-	inRSeq, outRSeq                   uint32
+	// 100rel (prack.go): ccsbc's last reliable 18x toward the caller and
+	// its RSeq, and the callee's last RSeq acknowledged.
+	rel             *reliable18x
+	prackLost       chan error // a reliable 18x went unacknowledged for 64*T1
+	inRSeq, outRSeq uint32
 	// The session descriptions of the last completed offer/answer, per
 	// side: the peer's (sdpIn) and ccsbc's (sdpOut, an answer when
 	// sdpOutAnswer). A refresh re-INVITE resends sdpOut; a peer's
@@ -428,7 +427,6 @@ func (c *call) runInitial(req *sip.Request, tx sip.ServerTransaction) {
 		outBody = b
 	}
 
-	c.inRequire100rel, c.inSupports100rel = inbound100rel(req)
 	tpol := c.tpol
 	var asked time.Duration // Session-Expires asked for; 0: timers off
 	newInvite := func() *sip.Request {
@@ -651,7 +649,7 @@ func (c *call) relayProvisional(ctx context.Context, req *sip.Request, tx sip.Se
 		r.AppendHeader(sip.NewHeader("Content-Type", "application/sdp"))
 	}
 	r.SetBody(body)
-	if c.inRequire100rel || (c.inSupports100rel && body != nil) {
+	if required, supported := inbound100rel(req); required || (supported && body != nil) {
 		return c.respondReliably(ctx, tx, r)
 	}
 	_ = tx.Respond(r)
@@ -942,19 +940,7 @@ func (c *call) bye(l *leg) {
 		return
 	}
 	defer tx.Terminate()
-	for {
-		select {
-		case res := <-tx.Responses():
-			if res.IsProvisional() {
-				continue
-			}
-			return
-		case <-tx.Done():
-			return
-		case <-ctx.Done():
-			return
-		}
-	}
+	waitFinal(ctx, tx)
 }
 
 // send starts a client transaction for req on leg l. A TLS peer's

@@ -1,16 +1,8 @@
 package sip
 
 import (
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
-	"crypto/tls"
-	"crypto/x509"
-	"crypto/x509/pkix"
 	"fmt"
-	"math/big"
 	"strings"
-	"time"
 
 	"go.uber.org/zap"
 
@@ -22,9 +14,11 @@ import (
 // is policy.DTLSSRTP the m= protocol is UDP/TLS/RTP/SAVP, the SDP carries
 // ccsbc's a=fingerprint and a=setup and always a=rtcp-mux (ccsbc runs DTLS
 // on the RTP port only), and the keys come from a handshake on the media
-// port once the answer is known (media.Stream.StartDTLS). The fingerprint is
-// what authenticates the handshake, so it is only as good as the signaling
-// that carried it: DTLS legs exist in models 3 and 4, which are TLS only.
+// port once the answer is known (media.Stream.StartDTLS). ccsbc presents
+// its instance certificate, the one of its TLS listeners. The fingerprint
+// is what authenticates the handshake, so it is only as good as the
+// signaling that carried it: DTLS legs exist in models 3 and 4, which are
+// TLS only.
 
 // legDTLS is the DTLS-SRTP state of one m= line on one leg.
 type legDTLS struct {
@@ -40,44 +34,15 @@ type legDTLS struct {
 	offerFP, offerSetup string
 }
 
-// dtlsCertLifetime is how long the certificate ccsbc presents in DTLS
-// handshakes is valid; a new one is made at each start.
-const dtlsCertLifetime = 30 * 24 * time.Hour
-
-// newDTLSCertificate makes the self-signed ECDSA P-256 certificate ccsbc
-// presents in DTLS-SRTP handshakes: its identity is the fingerprint in the
-// SDP, carried over TLS, so a CA adds nothing (RFC 5763 §5).
-func newDTLSCertificate() (tls.Certificate, error) {
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		return tls.Certificate{}, err
-	}
-	serial, err := rand.Int(rand.Reader, new(big.Int).Lsh(big.NewInt(1), 62))
-	if err != nil {
-		return tls.Certificate{}, err
-	}
-	now := time.Now()
-	tmpl := &x509.Certificate{
-		SerialNumber: serial,
-		Subject:      pkix.Name{CommonName: "ccsbc DTLS-SRTP"},
-		NotBefore:    now.Add(-time.Hour),
-		NotAfter:     now.Add(dtlsCertLifetime),
-		KeyUsage:     x509.KeyUsageDigitalSignature,
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	if err != nil {
-		return tls.Certificate{}, err
-	}
-	return tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key}, nil
-}
-
 // isDTLS reports whether a decision keys SRTP by DTLS-SRTP.
 func isDTLS(d policy.Decision) bool { return d.Protection == policy.DTLSSRTP }
 
-// sameFingerprint compares two a=fingerprint values: hash name and hex
-// digits, case and spacing aside.
+// sameFingerprint reports whether two a=fingerprint values name the same
+// certificate (hash name and hex digits, case and spacing aside).
 func sameFingerprint(a, b string) bool {
-	return strings.EqualFold(strings.Join(strings.Fields(a), " "), strings.Join(strings.Fields(b), " "))
+	fa, errA := media.ParseFingerprint(a)
+	fb, errB := media.ParseFingerprint(b)
+	return errA == nil && errB == nil && fa == fb
 }
 
 // checkDTLSMedia checks the DTLS-SRTP parameters of an m= line from a peer.
@@ -85,13 +50,13 @@ func checkDTLSMedia(m sdpMedia) error {
 	if !dtlsProto(m.Proto) {
 		return fmt.Errorf("m= protocol is %s, not UDP/TLS/RTP/SAVP", m.Proto)
 	}
-	name, _, _ := strings.Cut(strings.TrimSpace(m.Fingerprint), " ")
-	switch {
-	case m.Fingerprint == "":
+	if m.Fingerprint == "" {
 		return fmt.Errorf("no a=fingerprint")
-	case !strings.EqualFold(name, "sha-256"):
-		return fmt.Errorf("a=fingerprint hash %q: ccsbc accepts sha-256 only", name)
-	case !m.Mux:
+	}
+	if _, err := media.ParseFingerprint(m.Fingerprint); err != nil {
+		return fmt.Errorf("a=fingerprint %v", err)
+	}
+	if !m.Mux {
 		return fmt.Errorf("no a=rtcp-mux: ccsbc runs DTLS-SRTP with rtcp-mux only")
 	}
 	return nil
@@ -196,7 +161,7 @@ func (c *call) startDTLSLocked(l *leg, i int, stream *media.Stream) {
 	d.started = true
 	err := stream.StartDTLS(l.side, media.DTLSConfig{
 		Role:              d.role,
-		Certificate:       c.s.dtlsCert,
+		Certificate:       c.s.cert,
 		RemoteFingerprint: d.peerFP,
 		Profiles:          profiles,
 		OnResult: func(side media.Side, suite media.SRTPSuite, err error) {

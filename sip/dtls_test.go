@@ -104,7 +104,8 @@ func TestDTLSOfferRefused(t *testing.T) {
 		{"RTP/AVP", sdpWith("RTP/AVP"), "not UDP/TLS/RTP/SAVP"},
 		{"SDES instead", sdpWith("RTP/SAVP", "1 AES_CM_128_HMAC_SHA1_80 inline:"+key30), "not UDP/TLS/RTP/SAVP"},
 		{"no fingerprint", dtlsSDP("a=setup:actpass", "a=rtcp-mux"), "no a=fingerprint"},
-		{"sha-1", dtlsSDP("a=fingerprint:sha-1 4A:AD:B9:B1:3F:82:18:3B:54:02:12:DF:3E:5D:49:6B:19:E5:7C:AB", "a=rtcp-mux"), "sha-256 only"},
+		{"sha-1", dtlsSDP("a=fingerprint:sha-1 4A:AD:B9:B1:3F:82:18:3B:54:02:12:DF:3E:5D:49:6B:19:E5:7C:AB", "a=rtcp-mux"), "only sha-256"},
+		{"fingerprint not hex", dtlsSDP("a=fingerprint:sha-256 ZZ:11", "a=setup:actpass", "a=rtcp-mux"), "colon-separated hex"},
 		{"no rtcp-mux", dtlsSDP("a=fingerprint:"+peerFP, "a=setup:actpass"), "rtcp-mux"},
 		{"holdconn", dtlsSDP("a=fingerprint:"+peerFP, "a=setup:holdconn", "a=rtcp-mux"), "a=setup:holdconn"},
 	} {
@@ -148,5 +149,32 @@ func TestDTLSOfferToPeer(t *testing.T) {
 	}
 	if d := c.srtp[media.B][0].dtls; !d.started || d.role != media.DTLSClient {
 		t.Errorf("peer answered passive: ccsbc must be the client, state %+v", d)
+	}
+}
+
+// A leg that ccsbc offers on by itself (a transfer's new leg, the dialer
+// upgrade) starts its DTLS-SRTP handshake once the answer is applied, as a
+// relayed exchange does: it never relays plain RTP in the meantime.
+func TestDTLSOnLegCCSBCOffers(t *testing.T) {
+	c := newTestCall(t, policy.RTP, policy.DTLSSRTP, "TLS")
+	if _, err := c.handleOffer(c.in, sdpWith("RTP/AVP")); err != nil {
+		t.Fatal(err)
+	}
+	c.mu.Lock()
+	c.srtp[media.B] = nil // the leg is new
+	src, _ := parseSDP(sdpWith("RTP/AVP"))
+	offer, err := c.offerLocked(c.out, src)
+	c.mu.Unlock()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(sdpLines(offer, "a=setup:actpass")) != 1 {
+		t.Fatalf("offer on the DTLS leg:\n%s", offer)
+	}
+	if err := c.applyAnswer(c.out, src, offer, dtlsSDP("a=fingerprint:"+peerFP, "a=setup:active", "a=rtcp-mux")); err != nil {
+		t.Fatal(err)
+	}
+	if d := c.srtp[media.B][0].dtls; !d.started || d.role != media.DTLSServer {
+		t.Errorf("after the answer: DTLS state %+v, want started as server", d)
 	}
 }

@@ -83,24 +83,7 @@ func (c *call) handleAnswer(from *leg, body []byte) ([]byte, error) {
 	if err := c.answerSecurityLocked(offerer, sd, ports); err != nil {
 		return nil, err
 	}
-	for i, st := range c.streams {
-		if st == nil || i >= len(sd.media) {
-			continue
-		}
-		om, am := offer.media[i], sd.media[i]
-		c.applySRTPLocked(i, st)
-		st.SetRemote(offerer.side, mediaDest(om.RTP), mediaDest(om.RTCP), om.Mux, offerer.signalIP)
-		st.SetRemote(from.side, mediaDest(am.RTP), mediaDest(am.RTCP), am.Mux, from.signalIP)
-		for len(c.held) <= i {
-			c.held = append(c.held, false)
-		}
-		c.held[i] = om.Hold || am.Hold || am.Disabled()
-		st.SetHold(c.held[i] || c.answered.IsZero())
-		if !am.Disabled() {
-			c.startDTLSLocked(offerer, i, st)
-			c.startDTLSLocked(from, i, st)
-		}
-	}
+	c.applyStreamsLocked(offer, sd, legMedia{offerer, offer}, legMedia{from, sd})
 	c.last[offerer.side], c.last[from.side] = offer, sd
 	out, err := sd.rewrite(&offerer.origin, c.s.cfg.Media.Advertise, ports)
 	if err != nil {
@@ -111,6 +94,41 @@ func (c *call) handleAnswer(from *leg, body []byte) ([]byte, error) {
 	c.sdpIn[offerer.side], c.sdpOut[offerer.side], c.sdpOutAnswer[offerer.side] = c.offerRaw, out, true
 	c.sdpIn[from.side], c.sdpOut[from.side], c.sdpOutAnswer[from.side] = body, c.offerOut, false
 	return out, nil
+}
+
+// legMedia is a leg and the description its peer gave in an exchange.
+type legMedia struct {
+	l  *leg
+	sd *sessionDesc
+}
+
+// applyStreamsLocked gives the streams what a completed offer/answer
+// settled: the legs' SRTP keys, the media destination of each leg in
+// remotes (from its peer's description), the hold state (which pauses the
+// inactivity timeout, as does a call not yet answered) and the DTLS-SRTP
+// handshakes that can now start.
+func (c *call) applyStreamsLocked(offer, answer *sessionDesc, remotes ...legMedia) {
+	for i, st := range c.streams {
+		if st == nil || i >= len(answer.media) {
+			continue
+		}
+		om, am := offer.media[i], answer.media[i]
+		c.applySRTPLocked(i, st)
+		for _, r := range remotes {
+			m := r.sd.media[i]
+			st.SetRemote(r.l.side, mediaDest(m.RTP), mediaDest(m.RTCP), m.Mux, r.l.signalIP)
+		}
+		for len(c.held) <= i {
+			c.held = append(c.held, false)
+		}
+		c.held[i] = om.Hold || am.Hold || am.Disabled()
+		st.SetHold(c.held[i] || c.answered.IsZero())
+		if !am.Disabled() {
+			for _, r := range remotes {
+				c.startDTLSLocked(r.l, i, st)
+			}
+		}
+	}
 }
 
 // mediaDest turns an SDP address into a relay destination: c=0.0.0.0 and

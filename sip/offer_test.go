@@ -24,10 +24,11 @@ func newTestCall(t *testing.T, in, out policy.Protection, inTransport string) *c
 	}
 	t.Cleanup(func() { mm.Close() })
 	s := &Server{cfg: &config.Config{Media: config.Media{Advertise: netip.MustParseAddr("127.0.0.1")}}, log: zap.NewNop(), media: mm}
-	if s.dtlsCert, err = newDTLSCertificate(); err != nil {
+	// The instance certificate, as New loads it: DTLS-SRTP presents it.
+	if s.cert, _, err = config.LoadOrCreateCertificate(&config.TLS{StateDir: t.TempDir()}); err != nil {
 		t.Fatal(err)
 	}
-	s.dtlsFP = media.Fingerprint(s.dtlsCert)
+	s.dtlsFP = media.Fingerprint(s.cert)
 	c := &call{s: s, log: zap.NewNop(), ended: make(chan struct{})}
 	c.in = &leg{side: media.A, peerName: "cvp", transport: inTransport, callID: "in", origin: sdpOrigin{id: 1, version: 1},
 		peer: &config.Peer{Name: "cvp"}, signalIP: netip.MustParseAddr("127.0.0.1")}

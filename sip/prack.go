@@ -2,7 +2,6 @@ package sip
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"strconv"
 	"strings"
@@ -80,7 +79,7 @@ func (c *call) awaitPRACK(ctx context.Context) error {
 	case <-r.acked:
 		return nil
 	case <-r.failed:
-		return fmt.Errorf("no PRACK from %s for reliable provisional RSeq %d", c.in.peerName, r.rseq)
+		return c.prackLostErr(r)
 	case <-ctx.Done():
 		return ctx.Err()
 	}
@@ -118,7 +117,7 @@ func (c *call) respondReliably(ctx context.Context, tx sip.ServerTransaction, re
 			case <-giveUp.C:
 				close(r.failed)
 				select {
-				case c.prackLost <- fmt.Errorf("no PRACK from %s for reliable provisional RSeq %d", c.in.peerName, r.rseq):
+				case c.prackLost <- c.prackLostErr(r):
 				default:
 				}
 				return
@@ -130,6 +129,10 @@ func (c *call) respondReliably(ctx context.Context, tx sip.ServerTransaction, re
 		}
 	}()
 	return nil
+}
+
+func (c *call) prackLostErr(r *reliable18x) error {
+	return fmt.Errorf("no PRACK from %s for reliable provisional RSeq %d", c.in.peerName, r.rseq)
 }
 
 // onPrack takes the caller's PRACK for ccsbc's reliable 18x.
@@ -202,31 +205,10 @@ func (c *call) outboundReliable(res *sip.Response) (reliable, duplicate bool, rs
 func (c *call) prack(res *sip.Response, rseq uint32) {
 	req := c.out.newRequest(sip.PRACK, nil)
 	req.AppendHeader(sip.NewHeader("RAck", fmt.Sprintf("%d %d INVITE", rseq, res.CSeq().SeqNo)))
-	ctx, cancel := context.WithTimeout(context.Background(), inDialogTimeout)
-	defer cancel()
-	tx, err := c.s.send(ctx, c.out, req)
-	if err != nil {
-		c.log.Info("PRACK not sent", zap.String("to", c.out.peerName), zap.Error(err))
-		return
-	}
-	defer tx.Terminate()
-	for {
-		select {
-		case r := <-tx.Responses():
-			if r.IsProvisional() {
-				continue
-			}
-			if !r.IsSuccess() {
-				c.log.Info("PRACK refused", zap.String("by", c.out.peerName), zap.Int("code", r.StatusCode))
-			}
-			return
-		case <-tx.Done():
-			if err := tx.Err(); err != nil && !errors.Is(err, sip.ErrTransactionTerminated) {
-				c.log.Info("PRACK failed", zap.String("to", c.out.peerName), zap.Error(err))
-			}
-			return
-		case <-c.ended:
-			return
-		}
+	switch r := c.request(c.out, req); {
+	case r == nil:
+		c.log.Info("PRACK unanswered", zap.String("to", c.out.peerName))
+	case !r.IsSuccess():
+		c.log.Info("PRACK refused", zap.String("by", c.out.peerName), zap.Int("code", r.StatusCode))
 	}
 }

@@ -62,8 +62,7 @@ type Server struct {
 	cert         tls.Certificate
 	certFP       string
 	peerVerifier *config.PeerVerifier
-	dtlsCert     tls.Certificate // presented in DTLS-SRTP handshakes
-	dtlsFP       string          // its a=fingerprint
+	dtlsFP       string // a=fingerprint of cert, presented in DTLS-SRTP handshakes
 
 	listeners []*listener
 	metrics   *admin.Metrics // nil: none
@@ -103,11 +102,6 @@ func New(cfg *config.Config, log *zap.Logger) (*Server, error) {
 	for _, p := range cfg.Peers {
 		needTLS = needTLS || p.Transport == policy.TLS
 	}
-	dtlsCert, err := newDTLSCertificate()
-	if err != nil {
-		return nil, fmt.Errorf("sip: DTLS-SRTP certificate: %w", err)
-	}
-	s.dtlsCert, s.dtlsFP = dtlsCert, media.Fingerprint(dtlsCert)
 	var clientTLS *tls.Config
 	if needTLS {
 		cert, fp, err := config.LoadOrCreateCertificate(&cfg.TLS)
@@ -115,6 +109,7 @@ func New(cfg *config.Config, log *zap.Logger) (*Server, error) {
 			return nil, fmt.Errorf("sip: instance certificate: %w", err)
 		}
 		s.cert, s.certFP = cert, fp
+		s.dtlsFP = media.Fingerprint(cert)
 		pv, err := config.NewPeerVerifier(&cfg.TLS)
 		if err != nil {
 			return nil, fmt.Errorf("sip: %w", err)

@@ -438,19 +438,7 @@ func (c *call) applyAnswer(l *leg, offer *sessionDesc, sent, body []byte) error 
 	if err := c.acceptAnswerSecurityLocked(l, sd); err != nil {
 		return err
 	}
-	for i, st := range c.streams {
-		if st == nil || i >= len(sd.media) {
-			continue
-		}
-		om, am := offer.media[i], sd.media[i]
-		c.applySRTPLocked(i, st)
-		st.SetRemote(l.side, mediaDest(am.RTP), mediaDest(am.RTCP), am.Mux, l.signalIP)
-		for len(c.held) <= i {
-			c.held = append(c.held, false)
-		}
-		c.held[i] = om.Hold || am.Hold || am.Disabled()
-		st.SetHold(c.held[i] || c.answered.IsZero())
-	}
+	c.applyStreamsLocked(offer, sd, legMedia{l, sd})
 	c.last[l.side] = sd
 	c.sdpIn[l.side], c.sdpOut[l.side], c.sdpOutAnswer[l.side] = body, sent, false
 	return nil

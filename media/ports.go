@@ -15,7 +15,8 @@ var blockedPorts = [...]int{135, 137, 138, 445}
 // is tried first, so a port pair just released is not reused at once and late
 // packets of an ended call do not land in the next one.
 type portPool struct {
-	first int // RTP port of pair 0
+	first  int // RTP port of pair 0
+	usable int // pairs not blocked
 
 	mu    sync.Mutex // guards inUse and next
 	inUse []bool     // by pair index; blocked pairs stay true forever
@@ -47,6 +48,7 @@ func newPortPool(lo, hi int) (*portPool, error) {
 	if usable < 2 {
 		return nil, fmt.Errorf("%w: port range %d-%d holds %d usable RTP/RTCP pairs; a stream needs 2", ErrInvalidConfig, lo, hi, usable)
 	}
+	p.usable = usable
 	return p, nil
 }
 

@@ -182,6 +182,19 @@ func (s *Server) ActiveCalls() int {
 	return len(seen)
 }
 
+// logCapacity says at start how many calls the media relay can hold, and
+// warns when the open-file limit, not the port range, is what bounds them:
+// every call past it would get 503.
+func (s *Server) logCapacity(c media.Capacity) {
+	fields := []zap.Field{zap.Int("calls", c.Streams()), zap.Int("by_ports", c.Ports),
+		zap.Int("open_file_limit", c.FileLimit), zap.Int("by_open_files", c.Files)}
+	if c.FileBound() {
+		s.log.Warn("the open-file limit bounds concurrent calls below the media port range: raise it (systemd LimitNOFILE=) to at least 4 per call", fields...)
+		return
+	}
+	s.log.Info("media capacity (calls with one audio stream)", fields...)
+}
+
 // Run binds the listeners and the media relay and serves until ctx ends;
 // then it stops accepting calls, tears down the active ones and returns.
 func (s *Server) Run(ctx context.Context) error {
@@ -198,6 +211,7 @@ func (s *Server) Run(ctx context.Context) error {
 	s.media = mm
 	defer mm.Close()
 	defer s.ua.Close()
+	s.logCapacity(mm.Capacity())
 
 	lctx, stop := context.WithCancel(context.Background())
 	defer stop()

@@ -10,6 +10,7 @@ import (
 	"text/tabwriter"
 
 	"github.com/ccsbc/ccsbc/config"
+	"github.com/ccsbc/ccsbc/media"
 	"github.com/ccsbc/ccsbc/policy"
 )
 
@@ -26,8 +27,19 @@ type checkReport struct {
 	File     string        `json:"file"`
 	Model    string        `json:"model"`
 	Routes   []routeReport `json:"routes"`
+	Capacity *capacity     `json:"capacity,omitempty"`
 	Warnings []string      `json:"warnings"`
 	Errors   []string      `json:"errors"`
+}
+
+// capacity is how many calls the media port range holds, and how many the
+// open-file limit of the shell running check allows (the daemon's own
+// limit, e.g. systemd's LimitNOFILE=, may differ: ccsbc logs it at start).
+type capacity struct {
+	Calls       int `json:"calls"`
+	ByPorts     int `json:"by_ports"`
+	FileLimit   int `json:"open_file_limit"`
+	ByOpenFiles int `json:"by_open_files"`
 }
 
 type routeReport struct {
@@ -123,6 +135,13 @@ func buildReport(path string) checkReport {
 		}
 		rep.Routes = append(rep.Routes, rr)
 	}
+	if c, err := media.PortCapacity(cfg.Media.PortMin, cfg.Media.PortMax); err == nil {
+		rep.Capacity = &capacity{Calls: c.Streams(), ByPorts: c.Ports, FileLimit: c.FileLimit, ByOpenFiles: c.Files}
+		if c.FileBound() {
+			rep.Warnings = append(rep.Warnings, fmt.Sprintf("media.ports %d-%d hold %d calls, but the open-file limit here (%d) allows %d: give the daemon at least %d (systemd LimitNOFILE=)",
+				cfg.Media.PortMin, cfg.Media.PortMax, c.Ports, c.FileLimit, c.Files, 4*c.Ports+256))
+		}
+	}
 	return rep
 }
 
@@ -203,6 +222,10 @@ func printReport(w io.Writer, rep checkReport) {
 			fmt.Fprintf(tw, "  %s\t%s\t%s\t%s\t%s\t%s\t%s%s\n", l.Direction, l.Peer, l.Transport, l.Protection, suites, codecs, l.Reason, mark)
 		}
 		tw.Flush()
+	}
+	if c := rep.Capacity; c != nil {
+		fmt.Fprintf(w, "\nmedia capacity: %d calls at once (the port range holds %d; open-file limit %d allows %d)\n",
+			c.Calls, c.ByPorts, c.FileLimit, c.ByOpenFiles)
 	}
 	if len(rep.Warnings) > 0 {
 		fmt.Fprintf(w, "\nwarnings (%d):\n", len(rep.Warnings))

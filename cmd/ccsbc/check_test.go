@@ -8,6 +8,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"golang.org/x/sys/unix"
 )
 
 var update = flag.Bool("update", false, "rewrite the golden files in testdata/check")
@@ -16,6 +18,9 @@ var update = flag.Bool("update", false, "rewrite the golden files in testdata/ch
 // compares its output with testdata/check/<name>.golden (regenerate with
 // go test ./cmd/ccsbc -run TestCheckGolden -update). Every example must pass.
 func TestCheckGolden(t *testing.T) {
+	// The capacity line names the open-file limit: make it the same on
+	// every machine.
+	setFileLimit(t, 4096)
 	files, err := filepath.Glob("../../configs/*.yaml")
 	if err != nil || len(files) < 5 {
 		t.Fatalf("examples: %v %v", files, err)
@@ -42,6 +47,55 @@ func TestCheckGolden(t *testing.T) {
 				t.Errorf("check output differs from %s (run with -update after checking the change):\n%s", golden, out.String())
 			}
 		})
+	}
+}
+
+// setFileLimit sets this process's open-file limit (soft) for the test.
+func setFileLimit(t *testing.T, n uint64) {
+	t.Helper()
+	var old unix.Rlimit
+	if err := unix.Getrlimit(unix.RLIMIT_NOFILE, &old); err != nil {
+		t.Fatal(err)
+	}
+	if old.Max < n {
+		t.Skipf("hard open-file limit %d is below %d", old.Max, n)
+	}
+	lim := old
+	lim.Cur = n
+	if err := unix.Setrlimit(unix.RLIMIT_NOFILE, &lim); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = unix.Setrlimit(unix.RLIMIT_NOFILE, &old) })
+}
+
+// TestCheckCapacity: check says how many calls the media range holds, and
+// warns, naming the key, when the open-file limit allows fewer.
+func TestCheckCapacity(t *testing.T) {
+	cfg := filepath.Join(t.TempDir(), "big.yaml")
+	b, err := os.ReadFile("../../configs/model1-unsecured.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	big := strings.Replace(string(b), "ports: 40000-40999", "ports: 20000-29999", 1)
+	if big == string(b) {
+		t.Fatal("model1-unsecured.yaml has no ports: 40000-40999 line to change")
+	}
+	if err := os.WriteFile(cfg, []byte(big), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	setFileLimit(t, 1280)
+	var out, errb bytes.Buffer
+	code := run([]string{"check", "--strict", "--config", cfg}, &out, &errb)
+	if code != exitWarnings {
+		t.Errorf("exit %d, want %d (a warning):\n%s%s", code, exitWarnings, out.String(), errb.String())
+	}
+	for _, want := range []string{
+		"media capacity: 256 calls at once (the port range holds 2500; open-file limit 1280 allows 256)",
+		"media.ports 20000-29999 hold 2500 calls, but the open-file limit here (1280) allows 256: give the daemon at least 10256",
+	} {
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("output lacks %q:\n%s", want, out.String())
+		}
 	}
 }
 

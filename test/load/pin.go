@@ -2,31 +2,11 @@ package load
 
 import (
 	"fmt"
-	"os"
-	"os/exec"
+	"runtime"
+	"strconv"
+	"strings"
 	"syscall"
 )
-
-const pinnedEnv = "CCSBC_LOAD_PINNED"
-
-// PinSelf re-executes this program under `taskset -c cpus` so that the
-// generator runs on CPUs of its own (and sizes GOMAXPROCS to them). It
-// returns only when no pinning is asked or this process is the pinned one.
-func PinSelf(cpus string) error {
-	if cpus == "" || os.Getenv(pinnedEnv) == cpus {
-		return nil
-	}
-	taskset, err := exec.LookPath("taskset")
-	if err != nil {
-		return fmt.Errorf("load: pinning to CPUs %s needs taskset (util-linux): %w", cpus, err)
-	}
-	self, err := os.Executable()
-	if err != nil {
-		return err
-	}
-	argv := append([]string{"taskset", "-c", cpus, self}, os.Args[1:]...)
-	return syscall.Exec(taskset, argv, append(os.Environ(), pinnedEnv+"="+cpus))
-}
 
 // RaiseFileLimit raises this process's open-file limit, which the relays it
 // starts inherit: ccsbc holds 4 sockets per call, rtpengine about as many.
@@ -45,4 +25,30 @@ func RaiseFileLimit(n uint64) error {
 		return syscall.Setrlimit(syscall.RLIMIT_NOFILE, &rl)
 	}
 	return nil
+}
+
+// parseCPUList reads a taskset-style CPU list ("0", "0,2-3") of this
+// machine's CPUs, each once.
+func parseCPUList(s string) ([]int, error) {
+	seen := map[int]bool{}
+	var cpus []int
+	for _, part := range strings.Split(s, ",") {
+		lo, hi, isRange := strings.Cut(strings.TrimSpace(part), "-")
+		a, err1 := strconv.Atoi(lo)
+		b := a
+		var err2 error
+		if isRange {
+			b, err2 = strconv.Atoi(hi)
+		}
+		if err1 != nil || err2 != nil || a < 0 || b < a || b >= runtime.NumCPU() {
+			return nil, fmt.Errorf("load: CPU list %q: %q is not a CPU or range of this machine's %d", s, part, runtime.NumCPU())
+		}
+		for c := a; c <= b; c++ {
+			if !seen[c] {
+				seen[c] = true
+				cpus = append(cpus, c)
+			}
+		}
+	}
+	return cpus, nil
 }

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net/netip"
 	"os"
+	"runtime"
 	"sort"
 	"sync"
 	"sync/atomic"
@@ -33,10 +34,13 @@ type MediaConfig struct {
 	GenIP            string // the generator's media address, default 127.0.0.1
 	Sockets          int    // generator sockets per side, default 4
 	RelayCPUs        string // taskset CPU list for the relay, "" not pinned
-	Dir              string // working directory (logs, configs); default a temporary one
-	CCSBC            CCSBCConfig
-	Rtpengine        RtpengineConfig
-	Log              func(format string, args ...any) // progress; default none
+	// GenCPUs pins this process, the generator, to a CPU list for the
+	// run; "" not pinned.
+	GenCPUs   string
+	Dir       string // working directory (logs, configs); default a temporary one
+	CCSBC     CCSBCConfig
+	Rtpengine RtpengineConfig
+	Log       func(format string, args ...any) // progress; default none
 }
 
 // MediaResult is one measured level.
@@ -64,6 +68,8 @@ type MediaResult struct {
 	CPUPerPkt  time.Duration // relay CPU time per forwarded packet
 	RelayUtil  float64       // relay CPU time / wall time (1 = one core)
 	GenUtil    float64       // the generator's own CPU / wall time
+	GenCPUs    int           // the CPUs the generator could use (GOMAXPROCS)
+	RelayCPUs  int           // the CPUs the relay could use
 	RelayRSS   int64
 	// OtherUtil is the CPU time (in cores) that neither the relay nor the
 	// generator used during the window: other processes, and the kernel's
@@ -75,6 +81,14 @@ type MediaResult struct {
 // Meets reports whether r holds loss and p99 latency limits.
 func (r MediaResult) Meets(maxLoss float64, maxP99 time.Duration) bool {
 	return r.Err == "" && r.SetupFailed == 0 && r.Recv > 0 && r.Loss < maxLoss && r.P99 < maxP99 && r.DeadFlows == 0
+}
+
+// GenSaturated reports whether the generator used 90 % or more of the
+// CPUs it had while the relay used less than 90 % of its own: a level
+// missed then is the generator's limit, not the relay's.
+func (r MediaResult) GenSaturated() bool {
+	return r.GenCPUs > 0 && r.GenUtil >= 0.9*float64(r.GenCPUs) &&
+		r.RelayCPUs > 0 && r.RelayUtil < 0.9*float64(r.RelayCPUs)
 }
 
 func (c *MediaConfig) defaults() error {
@@ -132,6 +146,13 @@ func RunMedia(ctx context.Context, cfg MediaConfig) ([]MediaResult, error) {
 			return []MediaResult{{Relay: cfg.Relay, Mode: cfg.Mode, Calls: cfg.Levels[0], Err: nae.Error()}}, nil
 		}
 		return nil, err
+	}
+	if cfg.GenCPUs != "" {
+		restore, err := pinThreads(cfg.GenCPUs)
+		if err != nil {
+			return nil, err
+		}
+		defer restore()
 	}
 	maxCalls := cfg.Levels[len(cfg.Levels)-1]
 	var relay Relay
@@ -192,6 +213,10 @@ func RunMedia(ctx context.Context, cfg MediaConfig) ([]MediaResult, error) {
 		}
 		r := measure(ctx, relay, gen, cfg, uint32(li%250+1))
 		r.Calls, r.SetupFailed = len(upCalls), failed
+		r.RelayCPUs = runtime.NumCPU()
+		if list, err := parseCPUList(cfg.RelayCPUs); err == nil {
+			r.RelayCPUs = len(list)
+		}
 		cfg.Log("%s %s: %d calls: loss %.4f%% p50 %v p99 %v cpu/pkt %v relay %.0f%% gen %.0f%% (sent %.0f/%.0f pps)",
 			cfg.Relay, cfg.Mode, r.Calls, 100*r.Loss, r.P50, r.P99, r.CPUPerPkt, 100*r.RelayUtil, 100*r.GenUtil, r.SentPPS, r.TargetPPS)
 		results = append(results, r)
@@ -369,6 +394,7 @@ func measure(ctx context.Context, relay Relay, gen *Generator, cfg MediaConfig, 
 	r.SRTPFail, r.Unknown, r.Misrouted, r.DeadFlows = w.SRTPFail, w.Unknown, w.Misrouted, w.DeadFlows
 	r.LateTicks = w.LateTicks
 	r.GenUtil = (g1 - g0).Seconds() / wall.Seconds()
+	r.GenCPUs = runtime.GOMAXPROCS(0)
 	if err := errors.Join(err0, err1); err != nil {
 		r.Err = err.Error()
 		return r

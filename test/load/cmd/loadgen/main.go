@@ -33,7 +33,7 @@ func main() {
 	measure := flag.Duration("measure", 10*time.Second, "measurement window")
 	timeout := flag.Duration("timeout", 10*time.Minute, "bound on the whole run")
 	relayCPUs := flag.String("relay-cpus", "", "taskset CPU list for the relay (e.g. 1)")
-	genCPUs := flag.String("gen-cpus", "", "taskset CPU list for this generator (e.g. 0)")
+	genCPUs := flag.String("gen-cpus", "", "CPU list this generator runs on while it measures (e.g. 0)")
 	bin := flag.String("ccsbc", "", "ccsbc binary (default: built from this module)")
 	transport := flag.String("transport", "", "ccsbc SIP transport: udp, tcp or tls (default udp, tls for SRTP)")
 	ports := flag.String("ports", "", "relay media port range lo-hi (default ccsbc 30000-33999, rtpengine 34000-37999)")
@@ -42,9 +42,6 @@ func main() {
 	cpuProfile := flag.String("cpuprofile", "", "write the generator's own CPU profile to this file")
 	traceFile := flag.String("trace", "", "write the generator's execution trace to this file")
 	flag.Parse()
-	if err := load.PinSelf(*genCPUs); err != nil {
-		fatal(err)
-	}
 	_ = load.RaiseFileLimit(1 << 18)
 
 	m, err := load.ParseMode(*mode)
@@ -71,7 +68,7 @@ func main() {
 	defer os.RemoveAll(dir)
 	cfg := load.MediaConfig{
 		Relay: *relay, Mode: m, Levels: levels, Warmup: *warmup, Measure: *measure,
-		RelayCPUs: *relayCPUs, Dir: dir,
+		RelayCPUs: *relayCPUs, GenCPUs: *genCPUs, Dir: dir,
 		Log: func(f string, a ...any) { fmt.Fprintf(os.Stderr, time.Now().Format("15:04:05 ")+f+"\n", a...) },
 	}
 	if *stopOnMiss {

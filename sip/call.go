@@ -559,13 +559,31 @@ func errOr(err error) error {
 // 200 that crossed the CANCEL is acknowledged and hung up.
 func (c *call) cancelOutbound(otx sip.ClientTransaction, inv *sip.Request, gotProvisional bool, why string) {
 	c.log.Info("outbound INVITE cancelled", zap.String("reason", why))
+	res, timedOut := c.cancelInvite(otx, inv, c.out, gotProvisional)
+	switch {
+	case res != nil && res.IsSuccess():
+		c.end(why+"; answer crossed CANCEL", false, true)
+	case timedOut:
+		c.end(why+" (no final response from peer)", false, false)
+	default:
+		c.end(why, false, false)
+	}
+}
+
+// cancelInvite cancels ccsbc's INVITE inv on leg l, whose client
+// transaction is otx. The CANCEL goes only once a provisional response has
+// come (RFC 3261 §9.1): at once if gotProvisional, else when one arrives.
+// It waits up to byeTimeout for the INVITE's final response and returns it,
+// nil if none came (timedOut: the wait ran out, rather than the
+// transaction ending). A 2xx that crossed the CANCEL is ACKed on l: the
+// caller hangs that leg up.
+func (c *call) cancelInvite(otx sip.ClientTransaction, inv *sip.Request, l *leg, gotProvisional bool) (final *sip.Response, timedOut bool) {
 	deadline := time.NewTimer(byeTimeout)
 	defer deadline.Stop()
 	sendCancel := func() {
-		cancelReq := newCancel(inv)
 		ctx, cancel := context.WithTimeout(context.Background(), byeTimeout)
 		defer cancel()
-		if ctx2, err := c.s.client.TransactionRequest(ctx, cancelReq, sipgo.ClientRequestBuild); err == nil {
+		if ctx2, err := c.s.client.TransactionRequest(ctx, newCancel(inv), sipgo.ClientRequestBuild); err == nil {
 			go func() {
 				select {
 				case <-ctx2.Responses():
@@ -590,19 +608,14 @@ func (c *call) cancelOutbound(otx sip.ClientTransaction, inv *sip.Request, gotPr
 				continue
 			}
 			if res.IsSuccess() {
-				c.out.learnFromResponse(res)
-				c.ackOutbound(res, nil)
-				c.end(why+"; answer crossed CANCEL", false, true)
-				return
+				l.learnFromResponse(res)
+				c.ackLeg(l, res, nil)
 			}
-			c.end(why, false, false)
-			return
+			return res, false
 		case <-otx.Done():
-			c.end(why, false, false)
-			return
+			return nil, false
 		case <-deadline.C:
-			c.end(why+" (no final response from peer)", false, false)
-			return
+			return nil, true
 		}
 	}
 }

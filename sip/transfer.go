@@ -9,7 +9,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/emiago/sipgo"
 	"github.com/emiago/sipgo/sip"
 	"go.uber.org/zap"
 
@@ -375,34 +374,11 @@ func (c *call) dialTransfer(nl, remain *leg, dec policy.Decision) (code int, rea
 	}
 }
 
-// abandonDial cancels the new leg's INVITE (RFC 3261 §9.1: only after a
-// provisional response) and hangs up an answer that crossed the CANCEL.
+// abandonDial cancels the new leg's INVITE and hangs up an answer that
+// crossed the CANCEL.
 func (c *call) abandonDial(otx sip.ClientTransaction, inv *sip.Request, nl *leg, gotProvisional bool) {
-	if !gotProvisional {
-		return
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), byeTimeout)
-	defer cancel()
-	if ctx2, err := c.s.client.TransactionRequest(ctx, newCancel(inv), sipgo.ClientRequestBuild); err == nil {
-		defer ctx2.Terminate()
-	}
-	for {
-		select {
-		case res := <-otx.Responses():
-			if res.IsProvisional() {
-				continue
-			}
-			if res.IsSuccess() {
-				nl.learnFromResponse(res)
-				c.ackLeg(nl, res, nil)
-				c.bye(nl)
-			}
-			return
-		case <-otx.Done():
-			return
-		case <-ctx.Done():
-			return
-		}
+	if res, _ := c.cancelInvite(otx, inv, nl, gotProvisional); res != nil && res.IsSuccess() {
+		c.bye(nl)
 	}
 }
 

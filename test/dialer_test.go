@@ -403,3 +403,35 @@ func agentHeard(t *testing.T, agent *lab.UA, transferAt time.Time) {
 		}
 	}
 }
+
+// TestDialerTransferAbandoned: when the call ends while the transfer target
+// still rings (here the agent hangs up), ccsbc cancels its INVITE to the
+// target: the target stops ringing, and no leg is left up anywhere.
+func TestDialerTransferAbandoned(t *testing.T) {
+	needTool(t, "baresip", "tshark")
+	l := startDialerLab(t, 3, "manual")
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	l.connect(t, ctx)
+	time.Sleep(time.Second)
+	l.transfer(t, "2000")
+	if _, err := l.target.WaitEvent(ctx, "CALL_INCOMING"); err != nil {
+		t.Fatalf("the transfer target was not called: %v\n%s", err, tail(l.d.logText(), 3000))
+	}
+	if err := l.agent.Hangup(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := l.target.WaitClosed(ctx); err != nil {
+		t.Fatalf("the ringing target was not cancelled: %v\n%s", err, tail(l.target.Log(), 3000))
+	}
+	if !strings.Contains(l.target.Log(), "CANCEL") {
+		t.Errorf("the target's call closed without a CANCEL:\n%s", tail(l.target.Log(), 3000))
+	}
+	failed := l.d.waitEvent("transfer failed", 1, 10*time.Second)[0]
+	if code, _ := failed["code"].(float64); code != 487 {
+		t.Errorf("transfer failed with %v, want 487 (the call ended)", failed)
+	}
+	if n := len(l.calls(t)); n != 0 {
+		t.Errorf("/calls lists %d calls after the call ended", n)
+	}
+}

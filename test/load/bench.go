@@ -21,24 +21,26 @@ type SuiteConfig struct {
 	Reps       int
 	MediaCalls int   // calls of the per-packet comparison (500)
 	Levels     []int // call counts of the capacity search
-	// SearchRelayCPUs and SearchGenCPUs pin the relay and the generator
-	// to CPUs of their own for the capacity search, so that its figure is
-	// the relay's and not the machine's; "" runs both unpinned.
-	SearchRelayCPUs, SearchGenCPUs string
-	Warmup                         time.Duration // media
-	Measure                        time.Duration // media window of the comparison
-	SearchWin                      time.Duration // media window of each search level
-	Modes                          []Mode
-	CPSRate                        int           // calls per second (1000)
-	CPSFor                         time.Duration // how long the rate is held (60s)
-	CPSHold                        time.Duration // call duration in the cps runs
-	Transports                     []string      // cps transports: udp, tcp, tls
-	HoldCalls                      int           // concurrent calls of the long hold
-	HoldRate                       int           // their arrival rate
-	CCSBC                          string        // binary
-	Dir                            string
-	Log                            func(format string, args ...any) `json:"-"`
-	Command                        string                           // the command line, for the report
+	// MediaRelayCPUs and MediaGenCPUs pin the relay and the generator to
+	// CPUs of their own in the media phases (comparison and capacity
+	// search), so that the figures are the relay's and not the machine's
+	// (in production no load generator shares the relay's CPUs); "" runs
+	// both unpinned. SIPp and the signaling runs are never pinned.
+	MediaRelayCPUs, MediaGenCPUs string
+	Warmup                       time.Duration // media
+	Measure                      time.Duration // media window of the comparison
+	SearchWin                    time.Duration // media window of each search level
+	Modes                        []Mode
+	CPSRate                      int           // calls per second (1000)
+	CPSFor                       time.Duration // how long the rate is held (60s)
+	CPSHold                      time.Duration // call duration in the cps runs
+	Transports                   []string      // cps transports: udp, tcp, tls
+	HoldCalls                    int           // concurrent calls of the long hold
+	HoldRate                     int           // their arrival rate
+	CCSBC                        string        // binary
+	Dir                          string
+	Log                          func(format string, args ...any) `json:"-"`
+	Command                      string                           // the command line, for the report
 	// Phases run: "media", "search", "cps", "hold"; empty: all.
 	Phases []string
 	// HoldLimitedBy says why the long hold held fewer calls than asked.
@@ -69,7 +71,7 @@ func DefaultSuite() SuiteConfig {
 		HoldCalls:  8000, HoldRate: 500,
 	}
 	if runtime.NumCPU() >= 2 {
-		c.SearchRelayCPUs, c.SearchGenCPUs = "1", "0"
+		c.MediaRelayCPUs, c.MediaGenCPUs = "1", "0"
 	}
 	return c
 }
@@ -107,6 +109,19 @@ func RunSuite(ctx context.Context, cfg SuiteConfig, prev *Suite) *Suite {
 		if cfg.runs("hold") {
 			keep.HoldCalls, keep.HoldRate = cfg.HoldCalls, cfg.HoldRate
 		}
+		// A phase measured again is described by the settings it ran with.
+		if cfg.runs("media") || cfg.runs("search") {
+			keep.MediaRelayCPUs, keep.MediaGenCPUs, keep.Warmup = cfg.MediaRelayCPUs, cfg.MediaGenCPUs, cfg.Warmup
+		}
+		if cfg.runs("media") {
+			keep.MediaCalls, keep.Measure = cfg.MediaCalls, cfg.Measure
+		}
+		if cfg.runs("search") {
+			keep.Levels, keep.SearchWin = cfg.Levels, cfg.SearchWin
+		}
+		if cfg.runs("cps") {
+			keep.CPSRate, keep.CPSFor, keep.CPSHold, keep.Transports = cfg.CPSRate, cfg.CPSFor, cfg.CPSHold, cfg.Transports
+		}
 		s.Config = keep
 		cfg.Reps = keep.Reps
 	}
@@ -139,7 +154,8 @@ func RunSuite(ctx context.Context, cfg SuiteConfig, prev *Suite) *Suite {
 	mediaCfg := func(relay string, mode Mode, levels []int, win time.Duration, dir string) MediaConfig {
 		c := MediaConfig{Relay: relay, Mode: mode, Levels: levels, Warmup: cfg.Warmup, Measure: win, Dir: dir, Log: logf,
 			CCSBC:     CCSBCConfig{Binary: cfg.CCSBC, PortMin: ccsbcMediaLo, PortMax: ccsbcMediaHi},
-			Rtpengine: RtpengineConfig{PortMin: rtpeMediaLo, PortMax: rtpeMediaHi}}
+			Rtpengine: RtpengineConfig{PortMin: rtpeMediaLo, PortMax: rtpeMediaHi},
+			RelayCPUs: cfg.MediaRelayCPUs, GenCPUs: cfg.MediaGenCPUs}
 		return c
 	}
 	relays := []string{"ccsbc", "rtpengine"}
@@ -189,7 +205,6 @@ func RunSuite(ctx context.Context, cfg SuiteConfig, prev *Suite) *Suite {
 				}
 				c := mediaCfg(relay, mode, cfg.Levels, cfg.SearchWin, mkdir(cfg.Dir, fmt.Sprintf("search-%s-%s-%d", string(mode), relay, rep)))
 				c.Warmup = 2 * time.Second
-				c.RelayCPUs, c.GenCPUs = cfg.SearchRelayCPUs, cfg.SearchGenCPUs
 				c.Stop = func(r MediaResult) bool { return !r.Meets(0.001, 20*time.Millisecond) }
 				res, err := RunMedia(ctx, c)
 				if err != nil {
@@ -334,8 +349,8 @@ func (s *Suite) WriteMarkdown(w io.Writer, notes string) {
 	for _, m := range s.Machine {
 		p("- %s\n", m)
 	}
-	if c.SearchRelayCPUs != "" {
-		p("- Everything on loopback (127.0.0.1). Relays and load tools are unpinned, sharing the CPUs, except in the\n  capacity search (relay on CPU %s, generator on CPU %s).\n", c.SearchRelayCPUs, c.SearchGenCPUs)
+	if c.MediaRelayCPUs != "" {
+		p("- Everything on loopback (127.0.0.1). In the media runs the relay is pinned to CPU %s and the generator\n  to CPU %s (taskset, sched_setaffinity); SIPp, the signaling client and ccsbc in the signaling runs are unpinned.\n", c.MediaRelayCPUs, c.MediaGenCPUs)
 	} else {
 		p("- Everything on loopback (127.0.0.1); relays and load tools unpinned, sharing the CPUs.\n")
 	}
@@ -445,9 +460,9 @@ func (s *Suite) WriteMarkdown(w io.Writer, notes string) {
 	p("\n## Media: capacity\n\n")
 	p("Calls are added in steps (%s); after each step the media runs %v before a %v window.\n", joinInts(c.Levels), 2*time.Second, c.SearchWin)
 	p("The figure is the last step that still had loss < 0.1 %% and p99 < 20 ms, before the first\n")
-	if c.SearchRelayCPUs != "" {
-		p("that did not. The relay runs on CPU %s and the generator on CPU %s (taskset and\n", c.SearchRelayCPUs, c.SearchGenCPUs)
-		p("sched_setaffinity), so the figure is what one core of relay carries. Where the generator\n")
+	if c.MediaRelayCPUs != "" {
+		p("that did not, or whose rate the generator could not send. The relay runs on CPU %s and the\n", c.MediaRelayCPUs)
+		p("generator on CPU %s, so the figure is what one core of relay carries. Where the generator\n", c.MediaGenCPUs)
 		p("used 90 %% or more of its CPU at the step missed, the miss may be the generator's: the figure\n")
 		p("is then a lower bound, written ≥.\n\n")
 	} else {

@@ -78,17 +78,21 @@ type MediaResult struct {
 	Err       string // why there is no figure ("not available: ...")
 }
 
-// Meets reports whether r holds loss and p99 latency limits.
+// Meets reports whether r holds loss and p99 latency limits at the load
+// asked: a window in which the generator sent less than 97 % of its rate
+// did not put the level's load on the relay, and does not count.
 func (r MediaResult) Meets(maxLoss float64, maxP99 time.Duration) bool {
-	return r.Err == "" && r.SetupFailed == 0 && r.Recv > 0 && r.Loss < maxLoss && r.P99 < maxP99 && r.DeadFlows == 0
+	return r.Err == "" && r.SetupFailed == 0 && r.Recv > 0 && r.Loss < maxLoss && r.P99 < maxP99 && r.DeadFlows == 0 &&
+		r.SentPPS >= 0.97*r.TargetPPS
 }
 
 // GenSaturated reports whether the generator used 90 % or more of the
-// CPUs it had while the relay used less than 90 % of its own: a level
-// missed then is the generator's limit, not the relay's.
+// CPUs it had, or fell short of its rate, while the relay used less than
+// 90 % of its own: a level missed then is the generator's limit, not the
+// relay's.
 func (r MediaResult) GenSaturated() bool {
-	return r.GenCPUs > 0 && r.GenUtil >= 0.9*float64(r.GenCPUs) &&
-		r.RelayCPUs > 0 && r.RelayUtil < 0.9*float64(r.RelayCPUs)
+	gen := (r.GenCPUs > 0 && r.GenUtil >= 0.9*float64(r.GenCPUs)) || r.SentPPS < 0.97*r.TargetPPS
+	return gen && r.RelayCPUs > 0 && r.RelayUtil < 0.9*float64(r.RelayCPUs)
 }
 
 func (c *MediaConfig) defaults() error {

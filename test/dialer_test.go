@@ -258,13 +258,7 @@ func TestDialerTransferFails(t *testing.T) {
 	l := startDialerLab(t, 3, "manual")
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	l.connect(t, ctx)
-	time.Sleep(time.Second)
-	before := l.calls(t)
-	l.transfer(t, "2000")
-	if _, err := l.target.WaitEvent(ctx, "CALL_INCOMING"); err != nil {
-		t.Fatalf("the transfer target was not called: %v\n%s", err, tail(l.d.logText(), 3000))
-	}
+	before := l.ringTarget(t, ctx)
 	time.Sleep(2 * time.Second)
 	during := l.calls(t)
 	if len(before) != 1 || len(during) != 1 {
@@ -404,6 +398,21 @@ func agentHeard(t *testing.T, agent *lab.UA, transferAt time.Time) {
 	}
 }
 
+// ringTarget connects dialer and agent, has the dialer transfer the call
+// to the VVB (2000) and waits until the VVB rings; it returns /calls as it
+// was before the transfer.
+func (l *dialerLab) ringTarget(t *testing.T, ctx context.Context) []admin.Call {
+	t.Helper()
+	l.connect(t, ctx)
+	time.Sleep(time.Second)
+	before := l.calls(t)
+	l.transfer(t, "2000")
+	if _, err := l.target.WaitEvent(ctx, "CALL_INCOMING"); err != nil {
+		t.Fatalf("the transfer target was not called: %v\n%s", err, tail(l.d.logText(), 3000))
+	}
+	return before
+}
+
 // TestDialerTransferAbandoned: when the call ends while the transfer target
 // still rings (here the agent hangs up), ccsbc cancels its INVITE to the
 // target: the target stops ringing, and no leg is left up anywhere.
@@ -412,12 +421,7 @@ func TestDialerTransferAbandoned(t *testing.T) {
 	l := startDialerLab(t, 3, "manual")
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	l.connect(t, ctx)
-	time.Sleep(time.Second)
-	l.transfer(t, "2000")
-	if _, err := l.target.WaitEvent(ctx, "CALL_INCOMING"); err != nil {
-		t.Fatalf("the transfer target was not called: %v\n%s", err, tail(l.d.logText(), 3000))
-	}
+	l.ringTarget(t, ctx)
 	if err := l.agent.Hangup(); err != nil {
 		t.Fatal(err)
 	}

@@ -138,6 +138,26 @@ type Media struct {
 	// signaled IP or the peer's signaling IP) and never moves afterwards.
 	// Default false: media is accepted only from the SDP address.
 	Latching bool `yaml:"latching"`
+	// ExtraAddresses are more addresses media binds to, each with the
+	// whole port range of its own, for more concurrent calls than one
+	// address's ports hold (4 per call: about 16,000 calls on 1024-65535).
+	// New calls take their ports from Bind and the extra addresses in turn.
+	ExtraAddresses []MediaAddress `yaml:"extra_addresses"`
+}
+
+// MediaAddress is an extra media address: where its sockets bind and what
+// SDP says for it.
+type MediaAddress struct {
+	// Bind is the address, of media.bind's family, on this host. Required.
+	Bind netip.Addr `yaml:"bind"`
+	// Advertise is written into SDP for ports on Bind. Default: Bind.
+	Advertise netip.Addr `yaml:"advertise"`
+}
+
+// Addresses returns the media addresses: Bind and Advertise first, then
+// ExtraAddresses.
+func (m *Media) Addresses() []MediaAddress {
+	return append([]MediaAddress{{Bind: m.Bind, Advertise: m.Advertise}}, m.ExtraAddresses...)
 }
 
 // Peer is a SIP peer.

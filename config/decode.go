@@ -473,7 +473,17 @@ func (d *decoder) media(n *yaml.Node, path string, c *Config) {
 			c.inactivitySet = !isNull(resolve(v))
 		}},
 		bind("latching", &m.Latching, d.boolean),
+		bind("extra_addresses", &m.ExtraAddresses, list(d, "- {bind: 192.0.2.11, advertise: 203.0.113.11}", d.mediaAddress)),
 	})
+}
+
+func (d *decoder) mediaAddress(n *yaml.Node, path string) MediaAddress {
+	var a MediaAddress
+	d.mapping(n, path, "a media address", []field{
+		bind("bind", &a.Bind, d.addr),
+		bind("advertise", &a.Advertise, d.addr),
+	})
+	return a
 }
 
 func (d *decoder) peer(n *yaml.Node, path string) Peer {

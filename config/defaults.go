@@ -58,6 +58,11 @@ func (c *Config) ApplyDefaults() {
 	if !m.Advertise.IsValid() {
 		m.Advertise = m.Bind
 	}
+	for i := range m.ExtraAddresses {
+		if a := &m.ExtraAddresses[i]; !a.Advertise.IsValid() {
+			a.Advertise = a.Bind
+		}
+	}
 	if m.PortMin == 0 && m.PortMax == 0 {
 		m.PortMin, m.PortMax = defaultPortMin, defaultPortMax
 	}

@@ -342,6 +342,28 @@ media:
 			},
 		},
 		{
+			name: "extra media addresses",
+			yaml: `model: 1
+listeners:
+  - {transport: udp, address: 127.0.0.1:5060}
+media:
+  bind: 127.0.0.1
+  extra_addresses:
+    - {bind: 127.0.0.2, advertise: 0.0.0.0}
+    - {bind: "::1"}
+    - {bind: 127.0.0.2}
+    - {advertise: 192.0.2.1}
+    - 127.0.0.3
+`,
+			want: []string{
+				`lab.yaml:7: media.extra_addresses[0].advertise: 0.0.0.0 cannot be written into SDP`,
+				`lab.yaml:8: media.extra_addresses[1].bind: ::1 is not of media.bind's (127.0.0.1) address family`,
+				`lab.yaml:9: media.extra_addresses[2].bind: 127.0.0.2 is given twice`,
+				`lab.yaml:10: media.extra_addresses[3].bind: required`,
+				`lab.yaml:11: media.extra_addresses[4]: expected a media address`,
+			},
+		},
+		{
 			name: "media bound to any address without advertise",
 			yaml: `model: 1
 listeners:
@@ -833,11 +855,16 @@ func TestApplyDefaults(t *testing.T) {
 		}
 	}
 
-	// advertise defaults to bind, whatever bind is.
-	c := &Config{Media: Media{Bind: netip.MustParseAddr("192.0.2.7")}}
+	// advertise defaults to bind, whatever bind is; an extra address's
+	// to its own bind.
+	c := &Config{Media: Media{Bind: netip.MustParseAddr("192.0.2.7"),
+		ExtraAddresses: []MediaAddress{{Bind: netip.MustParseAddr("192.0.2.8")}}}}
 	c.ApplyDefaults()
 	if c.Media.Advertise != c.Media.Bind {
 		t.Errorf("advertise = %v, want bind %v", c.Media.Advertise, c.Media.Bind)
+	}
+	if x := c.Media.ExtraAddresses[0]; x.Advertise != x.Bind {
+		t.Errorf("extra address: advertise = %v, want its bind %v", x.Advertise, x.Bind)
 	}
 }
 

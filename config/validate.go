@@ -313,6 +313,24 @@ func (k *checker) media() {
 		}
 	}
 
+	for i, a := range m.ExtraAddresses {
+		key := indexKey("media.extra_addresses", i)
+		switch {
+		case !a.Bind.IsValid():
+			k.errorf(key+".bind", "required; another address of this host for media, e.g. 192.0.2.11")
+			continue
+		case a.Bind.IsUnspecified() || m.Bind.IsUnspecified():
+			k.errorf(key+".bind", "with extra addresses neither media.bind nor an extra bind may be unspecified (0.0.0.0 or ::): name each address")
+		case a.Bind.Unmap().Is4() != m.Bind.Unmap().Is4():
+			k.errorf(key+".bind", "%s is not of media.bind's (%s) address family", a.Bind, m.Bind)
+		case a.Bind == m.Bind || slices.ContainsFunc(m.ExtraAddresses[:i], func(b MediaAddress) bool { return b.Bind == a.Bind }):
+			k.errorf(key+".bind", "%s is given twice", a.Bind)
+		}
+		if a.Advertise.IsUnspecified() || a.Advertise.IsMulticast() {
+			k.errorf(key+".advertise", "%s cannot be written into SDP as a media address; set the address peers reach it at", a.Advertise)
+		}
+	}
+
 	lo, hi := m.PortMin, m.PortMax
 	rng := fmt.Sprintf("%d-%d", lo, hi)
 	switch {

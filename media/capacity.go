@@ -10,8 +10,9 @@ const reservedFiles = 256
 // Capacity is how many streams (one per audio m= line, so one per call of
 // a plain voice call) the relay can hold at once, and what bounds it.
 type Capacity struct {
-	// Ports is the limit of the port range: a stream binds 4 ports (an
-	// RTP/RTCP pair on each side), on pairs the perimeter does not block.
+	// Ports is the limit of the port range on every bind address: a
+	// stream binds 4 ports (an RTP/RTCP pair on each side), on pairs the
+	// perimeter does not block.
 	Ports int
 	// FileLimit is the process's open-file limit (RLIMIT_NOFILE, soft;
 	// Go raises it to the hard limit at start), 0 if unknown; Files is
@@ -31,10 +32,11 @@ func (c Capacity) Streams() int {
 // the streams: a limit the operator should raise (systemd LimitNOFILE=).
 func (c Capacity) FileBound() bool { return c.FileLimit > 0 && c.Files < c.Ports }
 
-// PortCapacity is the capacity of the port range lo-hi under this
-// process's open-file limit; it fails as NewManager does on a bad range.
-func PortCapacity(lo, hi int) (Capacity, error) {
-	p, err := newPortPool(lo, hi)
+// PortCapacity is the capacity of the port range lo-hi on addrs addresses
+// under this process's open-file limit; it fails as NewManager does on a
+// bad range.
+func PortCapacity(lo, hi, addrs int) (Capacity, error) {
+	p, err := newPortPool(lo, hi, addrs)
 	if err != nil {
 		return Capacity{}, err
 	}

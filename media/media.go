@@ -44,6 +44,11 @@ type Config struct {
 	// Bind is the address media sockets bind to. Required. An unspecified
 	// IPv6 address (::) binds dual-stack; an IPv4 address binds IPv4 only.
 	Bind netip.Addr
+	// ExtraBinds are more addresses, of Bind's family, each with the whole
+	// port range of its own: for more streams than one address's ports
+	// hold. Pairs are handed out from the addresses in turn. Neither Bind
+	// nor an extra may then be unspecified, and none may repeat.
+	ExtraBinds []netip.Addr
 	// PortMin and PortMax bound the media port range, inclusive. RTP uses
 	// the even ports, RTCP the odd port above each; a stream takes two
 	// pairs, so the range must hold at least two. Pairs that touch a port
@@ -79,7 +84,8 @@ const (
 // It is safe for concurrent use.
 type Manager struct {
 	cfg     Config
-	network string // "udp4", "udp6" or "udp" (dual-stack on ::)
+	binds   []netip.Addr // Bind, then ExtraBinds: pair.addr indexes them
+	zoneIDs []uint32     // scope of each link-local bind address, else 0
 	log     *zap.Logger
 	ports   *portPool // has its own lock
 
@@ -96,7 +102,6 @@ type Manager struct {
 
 	workers  []*worker      // immutable after NewManager
 	workerWG sync.WaitGroup // worker goroutines
-	zoneID   uint32         // scope of a link-local Bind
 
 	// sweepBuf is reused by sweep; only the sweeper goroutine touches it.
 	sweepBuf []*Stream
@@ -116,10 +121,6 @@ func newManager(cfg Config, log *zap.Logger, sweeper bool) (*Manager, error) {
 	if log == nil {
 		log = zap.NewNop()
 	}
-	cfg.Bind = cfg.Bind.Unmap()
-	if !cfg.Bind.IsValid() {
-		return nil, fmt.Errorf("%w: Bind is not set", ErrInvalidConfig)
-	}
 	if cfg.InactivityTimeout < 0 {
 		return nil, fmt.Errorf("%w: InactivityTimeout %v is negative", ErrInvalidConfig, cfg.InactivityTimeout)
 	}
@@ -129,32 +130,37 @@ func newManager(cfg Config, log *zap.Logger, sweeper bool) (*Manager, error) {
 	if cfg.Workers == 0 {
 		cfg.Workers = runtime.GOMAXPROCS(0)
 	}
-	ports, err := newPortPool(cfg.PortMin, cfg.PortMax)
+	binds := append([]netip.Addr{cfg.Bind}, cfg.ExtraBinds...)
+	zoneIDs := make([]uint32, len(binds))
+	for i, b := range binds {
+		b = b.Unmap()
+		binds[i] = b
+		if err := checkBind(b, binds[:i], len(binds) > 1); err != nil {
+			return nil, err
+		}
+		if b.Is4() != binds[0].Is4() {
+			return nil, fmt.Errorf("%w: ExtraBinds %v is not of Bind %v's address family", ErrInvalidConfig, b, binds[0])
+		}
+		if z := b.Zone(); z != "" {
+			ifi, err := net.InterfaceByName(z)
+			if err != nil {
+				return nil, fmt.Errorf("%w: Bind %v: %v", ErrInvalidConfig, b, err)
+			}
+			zoneIDs[i] = uint32(ifi.Index)
+		}
+	}
+	ports, err := newPortPool(cfg.PortMin, cfg.PortMax, len(binds))
 	if err != nil {
 		return nil, err
 	}
-	// A Bind address this host does not have would otherwise show up as
-	// every call failing: find out now.
-	network := udpNetwork(cfg.Bind)
-	probe, err := net.ListenUDP(network, net.UDPAddrFromAddrPort(netip.AddrPortFrom(cfg.Bind, 0)))
-	if err != nil {
-		return nil, fmt.Errorf("%w: Bind %v: %v", ErrInvalidConfig, cfg.Bind, err)
-	}
-	probe.Close()
 	m := &Manager{
 		cfg:     cfg,
-		network: network,
+		binds:   binds,
+		zoneIDs: zoneIDs,
 		log:     log,
 		ports:   ports,
 		streams: make(map[*Stream]struct{}),
 		stop:    make(chan struct{}),
-	}
-	if z := cfg.Bind.Zone(); z != "" {
-		ifi, err := net.InterfaceByName(z)
-		if err != nil {
-			return nil, fmt.Errorf("%w: Bind %v: %v", ErrInvalidConfig, cfg.Bind, err)
-		}
-		m.zoneID = uint32(ifi.Index)
 	}
 	for range cfg.Workers {
 		w, err := newWorker(m)
@@ -328,30 +334,54 @@ func (m *Manager) attach(s *Stream, socks ...*socket) (wait func() error) {
 	}
 }
 
+// checkBind checks a bind address: valid, present on this host (an address
+// it does not have would otherwise show up as every call failing), and, with
+// several addresses, specified and not in prev.
+func checkBind(b netip.Addr, prev []netip.Addr, several bool) error {
+	if !b.IsValid() {
+		return fmt.Errorf("%w: Bind is not set", ErrInvalidConfig)
+	}
+	if several && b.IsUnspecified() {
+		return fmt.Errorf("%w: Bind %v: with several bind addresses none may be unspecified", ErrInvalidConfig, b)
+	}
+	for _, p := range prev {
+		if p == b {
+			return fmt.Errorf("%w: Bind %v is given twice", ErrInvalidConfig, b)
+		}
+	}
+	probe, err := net.ListenUDP(udpNetwork(b), net.UDPAddrFromAddrPort(netip.AddrPortFrom(b, 0)))
+	if err != nil {
+		return fmt.Errorf("%w: Bind %v: %v", ErrInvalidConfig, b, err)
+	}
+	probe.Close()
+	return nil
+}
+
 // bindLeg binds side's RTP/RTCP socket pair, trying pairs of the range in
 // next-fit order until one binds.
 func (m *Manager) bindLeg(s *Stream, side Side) error {
 	l := &s.legs[side]
 	for range m.ports.size() {
-		port, ok := m.ports.take()
+		pr, ok := m.ports.take()
 		if !ok {
 			break
 		}
-		rtp, err := m.listen(s, side, sockRTP, port)
+		port := pr.port
+		rtp, err := m.listen(s, side, sockRTP, pr.addr, port)
 		if err == nil {
 			var rtcp *socket
-			if rtcp, err = m.listen(s, side, sockRTCP, port+1); err == nil {
-				l.port = port
+			if rtcp, err = m.listen(s, side, sockRTCP, pr.addr, port+1); err == nil {
+				l.pair = pr
 				l.socks = [2]*socket{rtp, rtcp}
 				l.local = [2]netip.AddrPort{
-					netip.AddrPortFrom(m.cfg.Bind, uint16(port)),
-					netip.AddrPortFrom(m.cfg.Bind, uint16(port+1)),
+					netip.AddrPortFrom(m.binds[pr.addr], uint16(port)),
+					netip.AddrPortFrom(m.binds[pr.addr], uint16(port+1)),
 				}
 				return nil
 			}
 			rtp.close()
 		}
-		m.ports.put(port)
+		m.ports.put(pr)
 		if !errors.Is(err, syscall.EADDRINUSE) {
 			return fmt.Errorf("media: %w", err)
 		}
@@ -363,8 +393,8 @@ func (m *Manager) bindLeg(s *Stream, side Side) error {
 	return ErrNoPorts
 }
 
-func (m *Manager) listen(s *Stream, side Side, kind sockKind, port int) (*socket, error) {
-	fd, v6, err := openSocket(netip.AddrPortFrom(m.cfg.Bind, uint16(port)), m.zoneID)
+func (m *Manager) listen(s *Stream, side Side, kind sockKind, addr, port int) (*socket, error) {
+	fd, v6, err := openSocket(netip.AddrPortFrom(m.binds[addr], uint16(port)), m.zoneIDs[addr])
 	if err != nil {
 		return nil, err
 	}

@@ -42,20 +42,20 @@ func TestNewManagerConfig(t *testing.T) {
 
 func TestPortPool(t *testing.T) {
 	take := func(p *portPool) int {
-		port, ok := p.take()
+		pr, ok := p.take()
 		if !ok {
 			return -1
 		}
-		return port
+		return pr.port
 	}
 	t.Run("next fit with wraparound", func(t *testing.T) {
-		p, err := newPortPool(40000, 40007)
+		p, err := newPortPool(40000, 40007, 1)
 		if err != nil {
 			t.Fatal(err)
 		}
 		var got []int
 		got = append(got, take(p), take(p))
-		p.put(40000)
+		p.put(pair{port: 40000})
 		got = append(got, take(p), take(p), take(p), take(p))
 		want := []int{40000, 40002, 40004, 40006, 40000, -1}
 		if !equal(got, want) {
@@ -63,7 +63,7 @@ func TestPortPool(t *testing.T) {
 		}
 	})
 	t.Run("odd bounds", func(t *testing.T) {
-		p, err := newPortPool(40001, 40006)
+		p, err := newPortPool(40001, 40006, 1)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -73,13 +73,40 @@ func TestPortPool(t *testing.T) {
 		}
 	})
 	t.Run("blocked ports skipped", func(t *testing.T) {
-		p, err := newPortPool(130, 141)
+		p, err := newPortPool(130, 141, 1)
 		if err != nil {
 			t.Fatal(err)
 		}
 		// 134/135, 136/137 and 138/139 touch UDP 135, 137 and 138.
 		if got, want := []int{take(p), take(p), take(p), take(p)}, []int{130, 132, 140, -1}; !equal(got, want) {
 			t.Fatalf("took %v, want %v", got, want)
+		}
+	})
+	t.Run("addresses take turns", func(t *testing.T) {
+		p, err := newPortPool(40000, 40003, 2)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var got []pair
+		for range 5 {
+			pr, ok := p.take()
+			if !ok {
+				pr = pair{-1, -1}
+			}
+			got = append(got, pr)
+		}
+		want := []pair{{0, 40000}, {1, 40000}, {0, 40002}, {1, 40002}, {-1, -1}}
+		if len(got) != len(want) {
+			t.Fatalf("took %v, want %v", got, want)
+		}
+		for i := range want {
+			if got[i] != want[i] {
+				t.Fatalf("took %v, want %v", got, want)
+			}
+		}
+		p.put(pair{1, 40002})
+		if pr, ok := p.take(); !ok || pr != (pair{1, 40002}) {
+			t.Fatalf("after putting back address 1's 40002, took %v %v", pr, ok)
 		}
 	})
 }
@@ -145,5 +172,80 @@ func TestBusyPortSkipped(t *testing.T) {
 	}
 	if _, err := m.NewStream("none left", nil); !errors.Is(err, ErrNoPorts) {
 		t.Fatalf("got %v, want ErrNoPorts", err)
+	}
+}
+
+// TestExtraBinds: with a second bind address, streams take their port
+// pairs from both addresses in turn, each address has the whole range, and
+// media relays on either.
+func TestExtraBinds(t *testing.T) {
+	lo2 := netip.MustParseAddr("127.0.0.2")
+	pmin, pmax := freeRange(t, 2)
+	m := startTestManager(t, Config{Bind: lo, ExtraBinds: []netip.Addr{lo2}, PortMin: pmin, PortMax: pmax}, false)
+	if c := m.Capacity(); c.Ports != 2 {
+		t.Errorf("2 pairs on 2 addresses: capacity %d streams, want 2", c.Ports)
+	}
+	var streams []*Stream
+	for i := range 2 {
+		s, err := m.NewStream("extra", nil)
+		if err != nil {
+			t.Fatalf("stream %d: %v", i, err)
+		}
+		defer s.Close()
+		streams = append(streams, s)
+	}
+	if _, err := m.NewStream("over", nil); !errors.Is(err, ErrNoPorts) {
+		t.Fatalf("a third stream: %v, want ErrNoPorts", err)
+	}
+	used := map[netip.Addr]int{}
+	for _, s := range streams {
+		for _, side := range []Side{A, B} {
+			rtp, rtcp := s.Local(side)
+			used[rtp.Addr()]++
+			if rtcp.Addr() != rtp.Addr() || rtcp.Port() != rtp.Port()+1 {
+				t.Errorf("side %v: RTP %v, RTCP %v: want RTCP on the next port of the same address", side, rtp, rtcp)
+			}
+		}
+	}
+	if used[lo] != 2 || used[lo2] != 2 {
+		t.Errorf("legs per address %v: want 2 on each", used)
+	}
+	// Relay through the stream whose legs are on both addresses.
+	s := streams[0]
+	pa, pb := newPeer(t), newPeer(t)
+	s.SetRemote(A, pa.addr(), netip.AddrPort{}, true, lo)
+	s.SetRemote(B, pb.addr(), netip.AddrPort{}, true, lo)
+	aRTP, _ := s.Local(A)
+	bRTP, _ := s.Local(B)
+	pkt := rtpPacket(0, 1, "hello")
+	pa.send(aRTP, pkt)
+	pb.recv(bRTP, pkt)
+	pb.send(bRTP, pkt)
+	pa.recv(aRTP, pkt)
+}
+
+func TestExtraBindsConfig(t *testing.T) {
+	pmin, pmax := freeRange(t, 2)
+	for _, c := range []struct {
+		name  string
+		bind  netip.Addr
+		extra []netip.Addr
+		want  string
+	}{
+		{"repeated", lo, []netip.Addr{lo}, "given twice"},
+		{"unspecified with several", netip.IPv4Unspecified(), []netip.Addr{lo}, "unspecified"},
+		{"other family", lo, []netip.Addr{netip.IPv6Loopback()}, "family"},
+		{"not on this host", lo, []netip.Addr{netip.MustParseAddr("192.0.2.1")}, "Bind 192.0.2.1"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			m, err := NewManager(Config{Bind: c.bind, ExtraBinds: c.extra, PortMin: pmin, PortMax: pmax}, nil)
+			if err == nil {
+				m.Close()
+				t.Fatal("no error")
+			}
+			if !errors.Is(err, ErrInvalidConfig) || !strings.Contains(err.Error(), c.want) {
+				t.Fatalf("error %q: want ErrInvalidConfig mentioning %q", err, c.want)
+			}
+		})
 	}
 }

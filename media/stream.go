@@ -85,7 +85,7 @@ type Stream struct {
 type leg struct {
 	socks [2]*socket // [sockKind]; immutable after NewStream
 	local [2]netip.AddrPort
-	port  int // RTP port, to release
+	pair  pair // the RTP/RTCP port pair, to release
 
 	remote atomic.Pointer[remote]     // nil until SetRemote gives a usable address
 	xform  atomic.Pointer[transforms] // nil: plain RTP
@@ -210,7 +210,7 @@ func (s *Stream) Close() error {
 	s.dtlsWG.Wait()
 	s.m.remove(s)
 	for i := range s.legs {
-		s.m.ports.put(s.legs[i].port)
+		s.m.ports.put(s.legs[i].pair)
 	}
 	if ce := s.log.Check(zap.DebugLevel, "media stream closed"); ce != nil {
 		ce.Write(zap.Object("stats", s.Stats()))
@@ -234,7 +234,7 @@ func (s *Stream) releaseLegs() {
 		}
 		l.socks[sockRTP].close()
 		l.socks[sockRTCP].close()
-		s.m.ports.put(l.port)
+		s.m.ports.put(l.pair)
 	}
 }
 

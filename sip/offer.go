@@ -173,6 +173,7 @@ func (c *call) portsLocked(side media.Side, n int) []localPorts {
 	for i := 0; i < n && i < len(c.streams); i++ {
 		if st := c.streams[i]; st != nil {
 			ports[i].RTP, ports[i].RTCP = st.Local(side)
+			ports[i].Advertise = c.s.advertised(ports[i].RTP.Addr())
 		}
 	}
 	return ports

@@ -181,6 +181,10 @@ type sdpOrigin struct {
 // and how the line is protected on that leg.
 type localPorts struct {
 	RTP, RTCP netip.AddrPort
+	// Advertise is the address SDP gives for RTP and RTCP (they are bound
+	// on one address; its media address's advertise). Invalid: the
+	// session's address.
+	Advertise netip.Addr
 	Proto     string   // transport protocol written in m=; "" keeps the original
 	Crypto    []string // ccsbc's a=crypto values for this leg
 	// Fingerprint and Setup, on a DTLS-SRTP leg, are ccsbc's a=fingerprint
@@ -207,21 +211,23 @@ var droppedAttrs = map[string]bool{
 
 // rewrite renders s for the other leg: origin, connection and ports become
 // ccsbc's; ports[i] holds the relay ports for m= line i (ignored for disabled
-// lines). advertise is the address written into c= and o=.
+// lines). The session's c= and o= carry the address of the first enabled
+// line's ports (advertise when it has none); a line whose ports are on
+// another address gets a c= of its own.
 func (s *sessionDesc) rewrite(o *sdpOrigin, advertise netip.Addr, ports []localPorts) ([]byte, error) {
 	out := s.sd // shallow copy: slices below are rebuilt, never mutated in place
-	addrType := "IP4"
-	if advertise.Is6() {
-		addrType = "IP6"
+	for i := range s.media {
+		if !s.media[i].Disabled() && i < len(ports) && ports[i].Advertise.IsValid() {
+			advertise = ports[i].Advertise
+			break
+		}
 	}
 	out.Origin = sdp.Origin{
 		Username: "ccsbc", SessionID: o.id, SessionVersion: o.version,
-		NetworkType: "IN", AddressType: addrType, UnicastAddress: advertise.String(),
+		NetworkType: "IN", AddressType: addrType(advertise), UnicastAddress: advertise.String(),
 	}
 	out.SessionName = "ccsbc"
-	out.ConnectionInformation = &sdp.ConnectionInformation{
-		NetworkType: "IN", AddressType: addrType, Address: &sdp.Address{Address: advertise.String()},
-	}
+	out.ConnectionInformation = connection(advertise)
 	out.EmailAddress, out.PhoneNumber, out.URI = nil, nil, nil
 	out.Attributes = filterAttrs(s.sd.Attributes)
 	out.MediaDescriptions = make([]*sdp.MediaDescription, len(s.sd.MediaDescriptions))
@@ -237,6 +243,9 @@ func (s *sessionDesc) rewrite(o *sdpOrigin, advertise netip.Addr, ports []localP
 				return nil, fmt.Errorf("sdp: no relay ports for m= line %d", i+1)
 			}
 			nm.MediaName.Port = sdp.RangedPort{Value: int(ports[i].RTP.Port())}
+			if a := ports[i].Advertise; a.IsValid() && a != advertise {
+				nm.ConnectionInformation = connection(a)
+			}
 			if ports[i].Proto != "" {
 				nm.MediaName.Protos = strings.Split(ports[i].Proto, "/")
 			}
@@ -277,6 +286,18 @@ func (s *sessionDesc) rewrite(o *sdpOrigin, advertise netip.Addr, ports []localP
 	}
 	o.last = noOrigin
 	return body, nil
+}
+
+// connection is an SDP c= for a.
+func connection(a netip.Addr) *sdp.ConnectionInformation {
+	return &sdp.ConnectionInformation{NetworkType: "IN", AddressType: addrType(a), Address: &sdp.Address{Address: a.String()}}
+}
+
+func addrType(a netip.Addr) string {
+	if a.Is6() {
+		return "IP6"
+	}
+	return "IP4"
 }
 
 func filterAttrs(in []sdp.Attribute) []sdp.Attribute {

@@ -128,6 +128,29 @@ func TestRewriteDisabledAndHold(t *testing.T) {
 	}
 }
 
+// TestRewriteMediaAddresses: the session's c= and o= carry the address of
+// the first line's ports; a line whose ports are on another media address
+// gets its own c=.
+func TestRewriteMediaAddresses(t *testing.T) {
+	body := "v=0\r\no=- 1 1 IN IP4 1.2.3.4\r\ns=-\r\nc=IN IP4 1.2.3.4\r\nt=0 0\r\nm=audio 5000 RTP/AVP 0\r\nm=video 5002 RTP/AVP 96\r\n"
+	sd, err := parseSDP([]byte(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, err := sd.rewrite(&sdpOrigin{id: 1, version: 1}, netip.MustParseAddr("192.0.2.1"), []localPorts{
+		{RTP: netip.MustParseAddrPort("10.0.0.6:40000"), RTCP: netip.MustParseAddrPort("10.0.0.6:40001"), Advertise: netip.MustParseAddr("203.0.113.6")},
+		{RTP: netip.MustParseAddrPort("10.0.0.5:40000"), RTCP: netip.MustParseAddrPort("10.0.0.5:40001"), Advertise: netip.MustParseAddr("203.0.113.5")},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := "o=ccsbc 1 1 IN IP4 203.0.113.6\r\ns=ccsbc\r\nc=IN IP4 203.0.113.6\r\n"
+	if s := string(out); !strings.Contains(s, want) || !strings.Contains(s, "m=video 40000 RTP/AVP 96\r\nc=IN IP4 203.0.113.5\r\n") ||
+		strings.Count(s, "c=") != 2 || strings.Contains(s, "192.0.2.1") || strings.Contains(s, "10.0.0.") {
+		t.Fatalf("rewrite over two media addresses:\n%s", s)
+	}
+}
+
 func FuzzParseSDP(f *testing.F) {
 	f.Add([]byte(offerCVP))
 	f.Add([]byte("v=0\r\no=- 1 1 IN IP4 1.2.3.4\r\ns=-\r\nc=IN IP4 1.2.3.4\r\nt=0 0\r\nm=audio 5000 RTP/AVP 8\r\na=rtcp:5003\r\na=rtcp-mux\r\n"))

@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
+	"reflect"
 	"strconv"
 	"strings"
 	"sync"
@@ -182,6 +183,26 @@ func (s *Server) ActiveCalls() int {
 	return len(seen)
 }
 
+// extraBinds are the bind addresses of media.extra_addresses.
+func extraBinds(m config.Media) []netip.Addr {
+	var out []netip.Addr
+	for _, a := range m.ExtraAddresses {
+		out = append(out, a.Bind)
+	}
+	return out
+}
+
+// advertised is the address SDP gives for media ports bound on bind: its
+// media address's advertise, or media.advertise.
+func (s *Server) advertised(bind netip.Addr) netip.Addr {
+	for _, a := range s.cfg.Media.ExtraAddresses {
+		if a.Bind.Unmap() == bind {
+			return a.Advertise
+		}
+	}
+	return s.cfg.Media.Advertise
+}
+
 // logCapacity says at start how many calls the media relay can hold, and
 // warns when the open-file limit, not the port range, is what bounds them:
 // every call past it would get 503.
@@ -200,6 +221,7 @@ func (s *Server) logCapacity(c media.Capacity) {
 func (s *Server) Run(ctx context.Context) error {
 	mm, err := media.NewManager(media.Config{
 		Bind:              s.cfg.Media.Bind,
+		ExtraBinds:        extraBinds(s.cfg.Media),
 		PortMin:           s.cfg.Media.PortMin,
 		PortMax:           s.cfg.Media.PortMax,
 		Latching:          s.cfg.Media.Latching,
@@ -596,7 +618,7 @@ func bootDiff(a, b *config.Config) string {
 	if a.TLS != b.TLS {
 		return "tls"
 	}
-	if a.Media != b.Media {
+	if !reflect.DeepEqual(a.Media, b.Media) {
 		return "media"
 	}
 	return ""

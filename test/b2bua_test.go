@@ -4,6 +4,7 @@ import (
 	"crypto/tls"
 	"fmt"
 	"net"
+	"regexp"
 	"strconv"
 	"strings"
 	"testing"
@@ -514,5 +515,40 @@ routes:
 		t.Errorf("refused TCP source got %q", buf[:n])
 	} else if ne, ok := err.(net.Error); ok && ne.Timeout() {
 		t.Errorf("refused TCP connection left open")
+	}
+}
+
+// TestExtraMediaAddress: with media.extra_addresses each address has the
+// whole port range, so a range that holds one call holds two calls at once
+// on two addresses. The callee is offered the second address in c= (what
+// it sends to), and RTP flows both ways on both calls.
+func TestExtraMediaAddress(t *testing.T) {
+	needTool(t, "sipp")
+	l := newLab(t, "udp")
+	lo, _ := mediaRange()
+	cfg := regexp.MustCompile(`ports: \d+-\d+`).ReplaceAllString(l.config(), fmt.Sprintf("ports: %d-%d", lo, lo+3))
+	cfg = strings.Replace(cfg, "  bind: 127.0.0.1\n", "  bind: 127.0.0.1\n  extra_addresses: [{bind: 127.0.0.2}]\n", 1)
+	d := startCCSBC(t, cfg)
+	if c := d.waitEvent("media capacity (calls with one audio stream)", 1, 5*time.Second)[0]; c["calls"] != 2.0 {
+		t.Errorf("capacity logged %v, want 2 calls (one per address)", c)
+	}
+	two := []string{"-m", "2", "-l", "2"}
+	uas := l.uas(t, "uas.xml", keys(append([]string{"-rtp_echo"}, two...)...)...)
+	uac := l.uac(t, "uac.xml", "1000", keys(append([]string{"-d", "3000", "-key", "pcap", g711a}, two...)...)...)
+	if code := uac.wait(t, 30*time.Second); code != 0 {
+		t.Fatalf("caller: SIPp exit %d\n%s", code, tail(received(uac.messages()), 2000))
+	}
+	if code := uas.wait(t, 10*time.Second); code != 0 {
+		t.Fatalf("callee: SIPp exit %d", code)
+	}
+	if n := strings.Count(uas.messages(), "c=IN IP4 127.0.0.2"); n < 2 {
+		t.Errorf("the callee was offered 127.0.0.2 in %d INVITEs, want 2:\n%s", n, tail(received(uas.messages()), 3000))
+	}
+	for _, end := range d.waitEvent("call end", 2, 5*time.Second) {
+		for _, k := range []struct{ side, key string }{{"a", "packets_in"}, {"b", "packets_out"}, {"b", "packets_in"}, {"a", "packets_out"}} {
+			if n := legStats(end, k.side, k.key); n < 60 {
+				t.Errorf("call %v: leg %s %s = %v, want RTP flowing (>= 60)", end["call_id"], k.side, k.key, n)
+			}
+		}
 	}
 }

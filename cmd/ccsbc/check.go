@@ -135,11 +135,15 @@ func buildReport(path string) checkReport {
 		}
 		rep.Routes = append(rep.Routes, rr)
 	}
-	if c, err := media.PortCapacity(cfg.Media.PortMin, cfg.Media.PortMax); err == nil {
+	if c, err := media.PortCapacity(cfg.Media.PortMin, cfg.Media.PortMax, len(cfg.Media.Addresses())); err == nil {
 		rep.Capacity = &capacity{Calls: c.Streams(), ByPorts: c.Ports, FileLimit: c.FileLimit, ByOpenFiles: c.Files}
 		if c.FileBound() {
-			rep.Warnings = append(rep.Warnings, fmt.Sprintf("media.ports %d-%d hold %d calls, but the open-file limit here (%d) allows %d: give the daemon at least %d (systemd LimitNOFILE=)",
-				cfg.Media.PortMin, cfg.Media.PortMax, c.Ports, c.FileLimit, c.Files, 4*c.Ports+256))
+			where := ""
+			if n := len(cfg.Media.Addresses()); n > 1 {
+				where = fmt.Sprintf(" on %d addresses", n)
+			}
+			rep.Warnings = append(rep.Warnings, fmt.Sprintf("media.ports %d-%d%s hold %d calls, but the open-file limit here (%d) allows %d: give the daemon at least %d (systemd LimitNOFILE=)",
+				cfg.Media.PortMin, cfg.Media.PortMax, where, c.Ports, c.FileLimit, c.Files, 4*c.Ports+256))
 		}
 	}
 	return rep

@@ -10,6 +10,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"sort"
 	"strings"
 	"syscall"
 	"time"
@@ -631,21 +632,28 @@ func genBound(runs [][]MediaResult) bool {
 	return len(runs) > 0 && 2*n > len(runs)
 }
 
+// firstMiss describes the first level missed in the median run: the run
+// whose figure is the median of the runs' figures.
 func firstMiss(runs [][]MediaResult) string {
-	var misses []string
+	var ok [][]MediaResult
 	for _, run := range runs {
-		if r, ok := firstMissOf(run); ok {
-			m := fmt.Sprintf("%d calls: loss %.3f %%, p99 %.1f ms, relay %.2f core", r.Calls, 100*r.Loss, ms(r.P99), r.RelayUtil)
-			if r.GenSaturated() {
-				m += fmt.Sprintf(", generator saturated (%.2f of %d)", r.GenUtil, r.GenCPUs)
-			}
-			misses = append(misses, m)
+		if len(run) > 0 && run[0].Err == "" {
+			ok = append(ok, run)
 		}
 	}
-	if len(misses) == 0 {
+	sort.SliceStable(ok, func(i, j int) bool { return maxMeeting(ok[i]) < maxMeeting(ok[j]) })
+	if len(ok) == 0 {
+		return "—"
+	}
+	r, missed := firstMissOf(ok[len(ok)/2])
+	if !missed {
 		return "none up to the last step"
 	}
-	return misses[len(misses)/2]
+	m := fmt.Sprintf("%d calls: loss %.3f %%, p99 %.1f ms, relay %.2f core", r.Calls, 100*r.Loss, ms(r.P99), r.RelayUtil)
+	if r.GenSaturated() {
+		m += fmt.Sprintf(", generator saturated (%.2f of %d)", r.GenUtil, r.GenCPUs)
+	}
+	return m
 }
 
 // holdMiss says why the long hold fell short of 20,000 calls.

@@ -22,7 +22,9 @@ import (
 // 2000: RTP in model 3, which leaves the IVR leg plain; SDES in model 4),
 // each sending its own tone.
 type dialerLab struct {
-	sip                   int
+	sip       int
+	transport string // of ccsbc's listener and the UAs: tls, or udp
+
 	lo, hi                int
 	dialer, agent, target *lab.UA
 	d                     *daemon
@@ -41,7 +43,7 @@ const (
 // leave the transfer ringing until the test refuses it.
 func startDialerLab(t *testing.T, model int, targetAnswer string) *dialerLab {
 	t.Helper()
-	l := &dialerLab{sip: lab.FreePort(t), model: model}
+	l := &dialerLab{sip: lab.FreePort(t), model: model, transport: "tls"}
 	l.lo, l.hi = mediaRange()
 	l.dialer = lab.Baresip(t, lab.BaresipOptions{User: "dialer", ToneHz: dialerHz, Name: "dialer"})
 	l.agent = lab.Baresip(t, lab.BaresipOptions{User: "1000", MediaEnc: "srtp", ToneHz: agentHz, Name: "agent"})
@@ -104,7 +106,7 @@ func (l *dialerLab) connect(t *testing.T, ctx context.Context) {
 // sends REFER in the dialog).
 func (l *dialerLab) transfer(t *testing.T, user string) {
 	t.Helper()
-	if _, err := l.dialer.Command("transfer", fmt.Sprintf("sip:%s@127.0.0.1:%d;transport=tls", user, l.sip)); err != nil {
+	if _, err := l.dialer.Command("transfer", fmt.Sprintf("sip:%s@127.0.0.1:%d;transport=%s", user, l.sip, l.transport)); err != nil {
 		t.Fatal(err)
 	}
 }
@@ -437,5 +439,59 @@ func TestDialerTransferAbandoned(t *testing.T) {
 	}
 	if n := len(l.calls(t)); n != 0 {
 		t.Errorf("/calls lists %d calls after the call ended", n)
+	}
+}
+
+// TestDialerTransferAbandonedBeforeRinging: the call ends while the
+// transfer target has not sent any response yet. ccsbc may not CANCEL
+// before a provisional response (RFC 3261 section 9.1), so it waits for
+// one and cancels then: the target is not left ringing, or answering, a
+// call that has gone. Model 1 over UDP, so that SIPp can be the target and
+// hold its 180 back.
+func TestDialerTransferAbandonedBeforeRinging(t *testing.T) {
+	needTool(t, "baresip", "sipp")
+	l := &dialerLab{sip: lab.FreePort(t), model: 1, transport: "udp"}
+	lo, hi := mediaRange()
+	l.dialer = lab.Baresip(t, lab.BaresipOptions{User: "dialer", Transport: "udp", ToneHz: dialerHz, Name: "dialer"})
+	l.agent = lab.Baresip(t, lab.BaresipOptions{User: "1000", Transport: "udp", ToneHz: agentHz, Name: "agent"})
+	targetPort := freePort(t)
+	// The target answers nothing for 3 s, then rings and expects a CANCEL.
+	target := startSIPp(t, "target", "-sf", scenario("uas_ring.xml"), "-t", "u1", "-i", "127.0.0.1",
+		"-p", strconv.Itoa(targetPort), "-d", "3000", "-m", "1", "-timeout", "30s")
+	l.d = startCCSBC(t, fmt.Sprintf(`model: 1
+log: {level: debug}
+listeners:
+  - {transport: udp, address: "127.0.0.1:%d"}
+media: {bind: 127.0.0.1, ports: %d-%d}
+peers:
+  - {name: dialer, kind: dialer, address: "%s", transport: udp}
+  - {name: cucm, kind: cucm, address: "%s", transport: udp}
+  - {name: vvb, kind: vvb, address: "127.0.0.1:%d", transport: udp}
+routes:
+  - {user: 1xxx, to: cucm, leg: agent}
+  - {user: 2xxx, to: vvb, leg: ivr}
+`, l.sip, lo, hi, l.dialer.Addr(), l.agent.Addr(), targetPort))
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	l.connect(t, ctx)
+	l.transfer(t, "2000")
+	deadline := time.Now().Add(10 * time.Second)
+	for !strings.Contains(target.messages(), "INVITE sip:2000") {
+		if time.Now().After(deadline) {
+			t.Fatalf("the transfer target was not called:\n%s", tail(l.d.logText(), 3000))
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if err := l.agent.Hangup(); err != nil {
+		t.Fatal(err)
+	}
+	// SIPp exits 0 only once its 180 was answered by a CANCEL (and its 487
+	// ACKed).
+	if code := target.wait(t, 20*time.Second); code != 0 {
+		t.Fatalf("target: SIPp exit %d: the late-ringing target was not cancelled\n%s", code, tail(l.d.logText(), 3000))
+	}
+	failed := l.d.waitEvent("transfer failed", 1, 10*time.Second)[0]
+	if code, _ := failed["code"].(float64); code != 487 {
+		t.Errorf("transfer failed with %v, want 487 (the call ended)", failed)
 	}
 }

@@ -22,9 +22,8 @@ import (
 // 2000: RTP in model 3, which leaves the IVR leg plain; SDES in model 4),
 // each sending its own tone.
 type dialerLab struct {
-	sip       int
-	transport string // of ccsbc's listener and the UAs: tls, or udp
-
+	sip                   int
+	transport             string // of ccsbc's listener and the UAs: tls, or udp
 	lo, hi                int
 	dialer, agent, target *lab.UA
 	d                     *daemon

@@ -10,6 +10,7 @@ import (
 	"strings"
 	"sync"
 	"time"
+	"weak"
 
 	"github.com/emiago/sipgo"
 	"github.com/emiago/sipgo/sip"
@@ -737,11 +738,7 @@ func (c *call) answer(req *sip.Request, tx sip.ServerTransaction, otx sip.Client
 	// offer the ACK is only sent once the caller's answer arrives.
 	if !delayedOffer {
 		c.ackOutbound(res, nil)
-		otx.OnRetransmission(func(r *sip.Response) {
-			if r.IsSuccess() {
-				c.ackOutbound(r, nil)
-			}
-		})
+		c.ackRetransmissions(otx, c.out)
 	}
 
 	ok := sip.NewResponseFromRequest(req, res.StatusCode, res.Reason, nil)
@@ -830,6 +827,25 @@ func (c *call) sendInvite2xx(l *leg, tx sip.ServerTransaction, res *sip.Response
 // ackOutbound sends the ACK for a 2xx received on the outbound leg.
 func (c *call) ackOutbound(res *sip.Response, body []byte) {
 	c.ackLeg(c.out, res, body)
+}
+
+// ackRetransmissions ACKs again, on leg l, each retransmission of the 2xx
+// that answered otx, ccsbc's INVITE on l, while the call is in memory.
+//
+// The callback holds the call and the leg only weakly: sipgo keeps an
+// INVITE client transaction that got a 2xx, and the callbacks it was
+// given, until its Timer M fires 32 s later, even once terminated
+// (ClientTx.delete stops timers A, B and D, not M). A callback holding the
+// call kept every ended call in memory for that long: at 1,000 calls/s,
+// ≈ 32,000 calls and more than a GiB. Once the call has ended, a
+// retransmitted 2xx goes unanswered: the peer has ccsbc's BYE.
+func (c *call) ackRetransmissions(otx sip.ClientTransaction, l *leg) {
+	wc, wl := weak.Make(c), weak.Make(l)
+	otx.OnRetransmission(func(r *sip.Response) {
+		if c, l := wc.Value(), wl.Value(); c != nil && l != nil && r.IsSuccess() {
+			c.ackLeg(l, r, nil)
+		}
+	})
 }
 
 // ackLeg sends the ACK for a 2xx to an INVITE ccsbc sent on leg l. The

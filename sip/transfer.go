@@ -342,11 +342,7 @@ func (c *call) dialTransfer(nl, remain *leg, dec policy.Decision) (code int, rea
 			nl.learnFromResponse(res)
 			err := c.applyAnswer(nl, src, body, res.Body())
 			c.ackLeg(nl, res, nil)
-			otx.OnRetransmission(func(r *sip.Response) {
-				if r.IsSuccess() {
-					c.ackLeg(nl, r, nil)
-				}
-			})
+			c.ackRetransmissions(otx, nl)
 			if err != nil {
 				c.bye(nl)
 				restore()

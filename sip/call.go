@@ -10,7 +10,6 @@ import (
 	"strings"
 	"sync"
 	"time"
-	"weak"
 
 	"github.com/emiago/sipgo"
 	"github.com/emiago/sipgo/sip"
@@ -734,11 +733,11 @@ func (c *call) answer(req *sip.Request, tx sip.ServerTransaction, otx sip.Client
 			return
 		}
 	}
-	// Retransmissions of the 200 are acknowledged again; after a delayed
-	// offer the ACK is only sent once the caller's answer arrives.
+	// After a delayed offer the ACK (which carries the caller's answer) is
+	// only sent once the caller's ACK arrives. Retransmissions of the 200
+	// are ACKed again by Server.reack.
 	if !delayedOffer {
 		c.ackOutbound(res, nil)
-		c.ackRetransmissions(otx, c.out)
 	}
 
 	ok := sip.NewResponseFromRequest(req, res.StatusCode, res.Reason, nil)
@@ -829,34 +828,67 @@ func (c *call) ackOutbound(res *sip.Response, body []byte) {
 	c.ackLeg(c.out, res, body)
 }
 
-// ackRetransmissions ACKs again, on leg l, each retransmission of the 2xx
-// that answered otx, ccsbc's INVITE on l, while the call is in memory.
-//
-// The callback holds the call and the leg only weakly: sipgo keeps an
-// INVITE client transaction that got a 2xx, and the callbacks it was
-// given, until its Timer M fires 32 s later, even once terminated
-// (ClientTx.delete stops timers A, B and D, not M). A callback holding the
-// call kept every ended call in memory for that long: at 1,000 calls/s,
-// ≈ 32,000 calls and more than a GiB. Once the call has ended, a
-// retransmitted 2xx goes unanswered: the peer has ccsbc's BYE.
-func (c *call) ackRetransmissions(otx sip.ClientTransaction, l *leg) {
-	wc, wl := weak.Make(c), weak.Make(l)
-	otx.OnRetransmission(func(r *sip.Response) {
-		if c, l := wc.Value(), wl.Value(); c != nil && l != nil && r.IsSuccess() {
-			c.ackLeg(l, r, nil)
-		}
-	})
+// ackLeg sends the ACK for a 2xx to an INVITE ccsbc sent on leg l. The
+// leg remembers it for the 2xx's retransmissions (Server.reack).
+func (c *call) ackLeg(l *leg, res *sip.Response, body []byte) {
+	cs := res.CSeq()
+	if cs == nil {
+		return
+	}
+	l.mu.Lock()
+	l.ackSeq, l.ackBody = cs.SeqNo, body
+	l.mu.Unlock()
+	if err := c.s.sendAck(l, cs.SeqNo, body); err != nil {
+		c.log.Debug("ACK send failed", zap.Error(err))
+	}
 }
 
-// ackLeg sends the ACK for a 2xx to an INVITE ccsbc sent on leg l. The
-// ACK's CSeq number is the INVITE's (RFC 3261 §13.2.2.4).
-func (c *call) ackLeg(l *leg, res *sip.Response, body []byte) {
+// sendAck sends an ACK on leg l for the 2xx to its INVITE numbered seq:
+// the ACK's CSeq number is the INVITE's (RFC 3261 §13.2.2.4).
+func (s *Server) sendAck(l *leg, seq uint32, body []byte) error {
 	ack := l.newRequest(sip.ACK, body)
-	if cs := res.CSeq(); cs != nil {
-		ack.CSeq().SeqNo = cs.SeqNo
+	ack.CSeq().SeqNo = seq
+	return s.write(l, ack)
+}
+
+// reack answers a retransmitted 2xx to an INVITE ccsbc sent with the ACK
+// it sent for the first one (same CSeq and body; a new Via branch, so that
+// it is not taken for a retransmission of the first ACK). The peer retransmits its 2xx until an ACK
+// reaches it, and then ends the session (RFC 3261 §13.3.1.4), so a lost
+// ACK must be made good for every INVITE: the initial one, re-INVITEs
+// relayed or made by ccsbc (refreshes, the dialer upgrade), a transfer's.
+// sipgo passes such a 2xx to the transaction's retransmission hook while
+// the transaction lives (send registers reack there for every INVITE), and
+// to the unhandled-response handler once it is gone (also reack).
+//
+// It finds the call through the dialog table and holds nothing: sipgo keeps
+// a terminated INVITE transaction, and its hook, 32 s after a 2xx (its
+// Timer M is not stopped), and a hook holding the call kept every ended
+// call in memory that long. A 2xx whose ACK is not sent yet (ccsbc waits
+// for the other side's answer to put in it) and one for an ended call go
+// unanswered.
+func (s *Server) reack(res *sip.Response) {
+	cs, from, callID := res.CSeq(), res.From(), res.CallID()
+	if !res.IsSuccess() || cs == nil || cs.MethodName != sip.INVITE || from == nil || callID == nil {
+		return
 	}
-	if err := c.s.write(l, ack); err != nil {
-		c.log.Debug("ACK send failed", zap.Error(err))
+	tag, _ := from.Params.Get("tag") // ccsbc is the UAC: From carries its tag
+	v, ok := s.calls.Load(dialogKey(callID.Value(), tag))
+	if !ok {
+		return
+	}
+	l := v.(*call).legOf(callID.Value(), tag)
+	if l == nil {
+		return
+	}
+	l.mu.Lock()
+	seq, body := l.ackSeq, l.ackBody
+	l.mu.Unlock()
+	if seq == 0 || seq != cs.SeqNo {
+		return
+	}
+	if err := s.sendAck(l, seq, body); err != nil {
+		s.log.Debug("ACK resend failed", zap.Error(err))
 	}
 }
 
@@ -978,7 +1010,11 @@ func (s *Server) send(ctx context.Context, l *leg, req *sip.Request) (sip.Client
 	if err := s.prepare(ctx, l, req); err != nil {
 		return nil, err
 	}
-	return s.client.TransactionRequest(ctx, req, func(*sipgo.Client, *sip.Request) error { return nil })
+	tx, err := s.client.TransactionRequest(ctx, req, func(*sipgo.Client, *sip.Request) error { return nil })
+	if err == nil && req.IsInvite() {
+		tx.OnRetransmission(s.reack)
+	}
+	return tx, err
 }
 
 // write sends a request outside any transaction (ACK for 2xx).

@@ -53,6 +53,11 @@ type leg struct {
 	localCSeq    uint32
 	remoteCSeq   uint32
 	allowUpdate  bool // the peer's Allow lists UPDATE: session refreshes use it
+	// ackSeq and ackBody are the CSeq number and body of the ACK ccsbc
+	// sent for the 2xx to its latest INVITE on this leg: a retransmission
+	// of that 2xx gets the same ACK again (Server.reack). 0: none yet.
+	ackSeq  uint32
+	ackBody []byte
 }
 
 // newRequest builds an in-dialog request on this leg (RFC 3261 §12.2.1.1).

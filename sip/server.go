@@ -138,7 +138,8 @@ func New(cfg *config.Config, log *zap.Logger) (*Server, error) {
 		),
 		sipgo.WithUserAgentTransactionLayerOptions(
 			sip.WithTransactionLayerTerminateOnConnClose(),
-			sip.WithTransactionLayerUnhandledResponseHandler(func(*sip.Response) {}),
+			// A 2xx retransmitted after its INVITE transaction ended.
+			sip.WithTransactionLayerUnhandledResponseHandler(s.reack),
 		),
 	)
 	if err != nil {

@@ -342,7 +342,6 @@ func (c *call) dialTransfer(nl, remain *leg, dec policy.Decision) (code int, rea
 			nl.learnFromResponse(res)
 			err := c.applyAnswer(nl, src, body, res.Body())
 			c.ackLeg(nl, res, nil)
-			c.ackRetransmissions(otx, nl)
 			if err != nil {
 				c.bye(nl)
 				restore()

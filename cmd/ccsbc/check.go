@@ -135,12 +135,13 @@ func buildReport(path string) checkReport {
 		}
 		rep.Routes = append(rep.Routes, rr)
 	}
-	if c, err := media.PortCapacity(cfg.Media.PortMin, cfg.Media.PortMax, len(cfg.Media.Addresses())); err == nil {
+	addrs := len(cfg.Media.Addresses())
+	if c, err := media.PortCapacity(cfg.Media.PortMin, cfg.Media.PortMax, addrs); err == nil {
 		rep.Capacity = &capacity{Calls: c.Streams(), ByPorts: c.Ports, FileLimit: c.FileLimit, ByOpenFiles: c.Files}
 		if c.FileBound() {
 			where := ""
-			if n := len(cfg.Media.Addresses()); n > 1 {
-				where = fmt.Sprintf(" on %d addresses", n)
+			if addrs > 1 {
+				where = fmt.Sprintf(" on %d addresses", addrs)
 			}
 			rep.Warnings = append(rep.Warnings, fmt.Sprintf("media.ports %d-%d%s hold %d calls, but the open-file limit here (%d) allows %d: give the daemon at least %d (systemd LimitNOFILE=)",
 				cfg.Media.PortMin, cfg.Media.PortMax, where, c.Ports, c.FileLimit, c.Files, 4*c.Ports+256))
